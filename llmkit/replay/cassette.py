@@ -1,0 +1,254 @@
+"""Cassettes: one lesson's recorded provider traffic, as a JSON file readable in a diff (lesson 0).
+
+Format (``"llmkit_cassette": 1``)::
+
+    {"llmkit_cassette": 1, "name": "00_setup_and_replay",
+     "provenance": {"kind": "scripted" | "recorded", "created": "...", "sdk_versions": {...}, "note": "..."},
+     "interactions": [
+       {"request": {"provider": "openai", "method": "POST", "path": "/v1/chat/completions",
+                    "query": "", "body": {...}},
+        "response": {"status": 200, "headers": {...}, "t_ms": 412.0, "body": {...}}},
+       {"request": {...},
+        "response": {"status": 200, "headers": {...}, "headers_ms": 180.0,
+                     "stream": [{"t_ms": 231.5, "raw": "data: {...}\\n\\n"}, ...]}}]}
+
+A response holds either ``body`` (JSON), ``body_text`` (anything else) or ``stream`` (frames kept
+byte-exact with their time since the request arrived, so pacing can be replayed). Large binary inputs
+are stored once under ``blobs/<sha256>`` beside the cassette and referenced from the request body.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import CassetteError, CassetteMiss
+from .canonical import body_diff, canonical_query, canonical_text, distance, replace_blobs
+
+FORMAT_VERSION = 1
+PROVENANCE_KINDS = ("scripted", "recorded")
+
+
+@dataclass
+class Frame:
+    """One piece of a streamed response: its bytes (as text) and when it was sent."""
+
+    t_ms: float
+    raw: str
+
+
+@dataclass
+class RecordedRequest:
+    provider: str
+    method: str
+    path: str
+    query: str = ""
+    body: Any = None
+
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.method.upper(), self.path, canonical_query(self.query), canonical_text(self.body))
+
+    def label(self) -> str:
+        q = canonical_query(self.query)
+        return f"{self.method.upper()} {self.path}{'?' + q if q else ''}"
+
+
+@dataclass
+class RecordedResponse:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+    body_text: str | None = None
+    stream: list[Frame] | None = None
+    t_ms: float = 0.0
+    headers_ms: float = 0.0
+
+    @property
+    def is_stream(self) -> bool:
+        return self.stream is not None
+
+    def body_bytes(self) -> bytes:
+        if self.body_text is not None:
+            return self.body_text.encode()
+        if self.body is None:
+            return b""
+        return json.dumps(self.body, ensure_ascii=False).encode()
+
+
+@dataclass
+class Interaction:
+    request: RecordedRequest
+    response: RecordedResponse
+
+
+@dataclass
+class Cassette:
+    """A lesson's recorded traffic. Load with :meth:`load`, write with :meth:`save`."""
+
+    name: str
+    provenance: dict[str, Any] = field(default_factory=lambda: {"kind": "scripted"})
+    interactions: list[Interaction] = field(default_factory=list)
+    path: Path | None = None
+
+    # --- reading and writing -----------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Cassette:
+        path = Path(path)
+        if not path.exists():
+            raise CassetteError(
+                f"cassette {path} does not exist. Record it with LLMKIT_MODE=record, "
+                "or check the lesson name passed to llmkit.start()."
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise CassetteError(f"cassette {path} is not valid JSON ({e}); restore it from git.") from e
+        cassette = cls.from_dict(data, source=str(path))
+        cassette.path = path
+        return cassette
+
+    @classmethod
+    def from_dict(cls, data: dict, *, source: str = "<dict>") -> Cassette:
+        if not isinstance(data, dict) or data.get("llmkit_cassette") != FORMAT_VERSION:
+            raise CassetteError(
+                f"{source} is not an llmkit cassette (expected \"llmkit_cassette\": {FORMAT_VERSION})."
+            )
+        prov = data.get("provenance") or {}
+        if prov.get("kind") not in PROVENANCE_KINDS:
+            raise CassetteError(f"{source}: provenance.kind must be one of {PROVENANCE_KINDS}.")
+        interactions = []
+        for i, item in enumerate(data.get("interactions", [])):
+            try:
+                req, resp = item["request"], item["response"]
+                stream = resp.get("stream")
+                interactions.append(Interaction(
+                    RecordedRequest(req["provider"], req["method"], req["path"], req.get("query", ""),
+                                    req.get("body")),
+                    RecordedResponse(
+                        status=int(resp["status"]), headers=dict(resp.get("headers", {})),
+                        body=resp.get("body"), body_text=resp.get("body_text"),
+                        stream=[Frame(float(f["t_ms"]), f["raw"]) for f in stream] if stream is not None else None,
+                        t_ms=float(resp.get("t_ms", 0.0)), headers_ms=float(resp.get("headers_ms", 0.0)),
+                    ),
+                ))
+            except (KeyError, TypeError, ValueError) as e:
+                raise CassetteError(f"{source}: interaction #{i} is malformed ({e!r}).") from e
+        return cls(name=data.get("name", Path(source).stem), provenance=prov, interactions=interactions)
+
+    def to_dict(self) -> dict:
+        out = []
+        for it in self.interactions:
+            req = {"provider": it.request.provider, "method": it.request.method, "path": it.request.path}
+            if it.request.query:
+                req["query"] = it.request.query
+            req["body"] = it.request.body
+            r = it.response
+            resp: dict[str, Any] = {"status": r.status, "headers": r.headers}
+            if r.stream is not None:
+                resp["headers_ms"] = round(r.headers_ms, 2)
+                resp["stream"] = [{"t_ms": round(f.t_ms, 2), "raw": f.raw} for f in r.stream]
+            else:
+                resp["t_ms"] = round(r.t_ms, 2)
+                if r.body_text is not None:
+                    resp["body_text"] = r.body_text
+                else:
+                    resp["body"] = r.body
+            out.append({"request": req, "response": resp})
+        return {"llmkit_cassette": FORMAT_VERSION, "name": self.name, "provenance": self.provenance,
+                "interactions": out}
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write atomically (temp file + rename): a crash never leaves half a cassette."""
+        target = Path(path or self.path or f"{self.name}.json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._extract_blobs(target.parent / "blobs")
+        text = json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n"
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+        self.path = target
+        return target
+
+    def _extract_blobs(self, blob_dir: Path) -> None:
+        """Store inline images once, content-addressed, and reference them from the bodies."""
+        def store(ref: str, data: bytes, media: str | None) -> None:
+            blob_dir.mkdir(parents=True, exist_ok=True)
+            dest = blob_dir / ref.removeprefix("blob:sha256:")
+            if not dest.exists():
+                dest.write_bytes(data)
+
+        for it in self.interactions:
+            it.request.body = replace_blobs(it.request.body, store)
+
+    # --- inspection ----------------------------------------------------------------------------
+    def summary(self) -> str:
+        kinds: dict[str, int] = defaultdict(int)
+        for it in self.interactions:
+            kinds[it.request.provider] += 1
+        per = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
+        return f"{len(self.interactions)} interactions ({per or 'empty'}), {self.provenance.get('kind')}"
+
+
+class Player:
+    """Serves a cassette's responses: strict matching, identical requests in recorded order, then
+    the last one repeats (so re-running a notebook cell works)."""
+
+    def __init__(self, cassette: Cassette):
+        self.cassette = cassette
+        self._by_key: dict[tuple, list[int]] = defaultdict(list)
+        for i, it in enumerate(cassette.interactions):
+            self._by_key[it.request.key()].append(i)
+        self._served: dict[tuple, int] = defaultdict(int)
+        self.played: set[int] = set()
+        self._lock = threading.Lock()
+
+    def match(self, request: RecordedRequest) -> tuple[int, Interaction]:
+        key = request.key()
+        with self._lock:
+            indices = self._by_key.get(key)
+            if not indices:
+                raise self.miss(request)
+            n = self._served[key]
+            self._served[key] = n + 1
+            index = indices[min(n, len(indices) - 1)]
+            self.played.add(index)
+        return index, self.cassette.interactions[index]
+
+    def unused(self) -> list[int]:
+        return [i for i in range(len(self.cassette.interactions)) if i not in self.played]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._served.clear()
+            self.played.clear()
+
+    def miss(self, request: RecordedRequest) -> CassetteMiss:
+        """Build the error for an unmatched request, naming the closest recording."""
+        best: tuple[int, int] | None = None
+        for i, it in enumerate(self.cassette.interactions):
+            rec = it.request
+            if rec.provider != request.provider:
+                continue
+            d = distance(rec.body, request.body) + (0 if rec.label() == request.label() else 1000)
+            if best is None or d < best[0]:
+                best = (d, i)
+        name = self.cassette.path or self.cassette.name
+        head = f"cassette miss: no recorded request in {name} matches {request.label()}."
+        fix = ("Either the cell changed (re-record with LLMKIT_MODE=record, keys in .env) "
+               "or the request differs from the recording in the fields shown.")
+        if best is None:
+            return CassetteMiss(f"{head} Nothing was recorded for {request.provider}. {fix}")
+        rec = self.cassette.interactions[best[1]].request
+        diff = body_diff(rec.body, request.body)
+        if rec.label() != request.label():
+            diff.insert(0, f"<path>: recorded {rec.label()}, sent {request.label()}")
+        detail = "\n  ".join(diff) if diff else "(identical body; all recorded repeats were used)"
+        return CassetteMiss(f"{head}\nClosest recording: interaction #{best[1]}; differences:\n  {detail}\n{fix}",
+                            closest=best[1], diff=diff)

@@ -1,0 +1,264 @@
+"""The replay server: a small ASGI app on 127.0.0.1 that plays a cassette back (lesson 0).
+
+It serves recorded responses byte for byte, stream frames one by one at the recorded pace scaled
+by ``speed`` (0 = as fast as possible, 1 = as recorded), injects faults, and answers a request that
+matches nothing with the provider's own error shape plus a message naming the closest recording.
+In record mode the same app forwards to the real provider (see :mod:`llmkit.replay.recorder`).
+
+``start()`` runs it in a background thread; ``llmkit serve --cassette FILE`` runs it standalone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ..errors import CassetteMiss, ConfigError
+from . import providers
+from .canonical import parse_body
+from .cassette import Interaction, Player, RecordedRequest, RecordedResponse
+from .faults import Fault, FaultPlan
+
+Send = Callable[[dict], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict]]
+
+# Hop-by-hop and encoding headers are recomputed by the server; never replay them.
+_DROP_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection",
+                           "keep-alive", "date", "server"})
+
+
+@dataclass
+class Exchange:
+    """What the server saw and answered, handed to observers (the usage ledger, tests)."""
+
+    provider: str
+    path: str
+    request_body: Any
+    status: int
+    body: bytes
+    stream: bool
+    interaction: int | None = None
+
+
+class _DroppedConnection(Exception):
+    """Raised inside the app to make uvicorn cut the connection mid-body (an injected fault)."""
+
+    def __init__(self, message: str, sent: bytes):
+        super().__init__(message)
+        self.sent = sent
+
+
+class ReplayApp:
+    """ASGI app. Give it a :class:`Player` (replay) or a recorder (record); faults and speed are live."""
+
+    def __init__(self, player: Player | None = None, *, recorder: Any = None,
+                 faults: FaultPlan | None = None, speed: float = 0.0):
+        if player is None and recorder is None:
+            raise ConfigError("ReplayApp needs a cassette player (replay) or a recorder (record).")
+        self.player = player
+        self.recorder = recorder
+        self.faults = faults or FaultPlan()
+        self.speed = speed
+        self.misses: list[CassetteMiss] = []
+        self.observers: list[Callable[[Exchange], None]] = []
+
+    # --- ASGI entry point ------------------------------------------------------------------------
+    async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        t0 = asyncio.get_running_loop().time()
+        raw = await _read_body(receive)
+        path = scope["path"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        if path == "/__llmkit/health":
+            await _send_json(send, 200, {"ok": True})
+            return
+        provider = providers.provider_for_path(path)
+        if provider is None:
+            await _send_json(send, 404, {"error": {
+                "message": f"llmkit replay server: {scope['method']} {path} is not a provider endpoint "
+                           "it knows (OpenAI chat/responses/embeddings, Anthropic messages, Gemini models).",
+                "type": "not_found"}})
+            return
+        body = parse_body(raw)
+        request = RecordedRequest(provider, scope["method"], path, query, body)
+        fault = self.faults.take(provider, path)
+        if fault is not None and fault.latency_ms:
+            await asyncio.sleep(fault.latency_ms / 1000)
+        if fault is not None and fault.status:
+            await self._send_fault(send, provider, fault)
+            return
+        if self.recorder is not None:
+            resp = await self.recorder.forward(request, dict(_headers(scope)), raw, send, fault)
+            if resp is not None:
+                body = resp.body_bytes() if not resp.is_stream else "".join(f.raw for f in resp.stream).encode()
+                self._observe(request, resp.status, body, resp.is_stream, None)
+            return
+        assert self.player is not None
+        try:
+            index, interaction = self.player.match(request)
+        except CassetteMiss as miss:
+            self.misses.append(miss)
+            await self._send_miss(send, provider, miss)
+            return
+        await self._serve(send, request, index, interaction, fault, t0)
+
+    # --- answers ---------------------------------------------------------------------------------
+    async def _serve(self, send: Send, request: RecordedRequest, index: int, it: Interaction,
+                     fault: Fault | None, t0: float) -> None:
+        try:
+            sent = await serve_response(send, request, index, it.response, fault, self.speed, t0)
+        except _DroppedConnection as drop:
+            self._observe(request, it.response.status, drop.sent, True, index)
+            raise
+        self._observe(request, it.response.status, sent, it.response.is_stream, index)
+
+    async def _send_fault(self, send: Send, provider: str, fault: Fault) -> None:
+        body = providers.error_body(provider, fault.status or 500, fault.message)
+        headers = providers.error_headers(provider, fault.status or 500, fault.retry_after,
+                                          fault.retry_after_ms)
+        headers["x-llmkit-fault"] = fault.describe()
+        await _send_json(send, fault.status or 500, body, headers)
+
+    async def _send_miss(self, send: Send, provider: str, miss: CassetteMiss) -> None:
+        # One line for the provider-shaped message (SDKs print it); the full diff is in a header-free
+        # field of the body and on the kit (kit.replay.misses).
+        first = str(miss).splitlines()
+        summary = first[0] + (" " + first[2].strip() if len(first) > 2 else "")
+        code = "cassette_miss" if provider == "openai" else None
+        body = providers.error_body(provider, 400, "llmkit " + summary, code=code)
+        body["llmkit_miss"] = {"closest": miss.closest, "diff": miss.diff}
+        await _send_json(send, 400, body, {"x-llmkit-cassette-miss": "1"})
+
+    def _observe(self, request: RecordedRequest, status: int, body: bytes, stream: bool,
+                 index: int | None) -> None:
+        ex = Exchange(request.provider, request.path, request.body, status, body, stream, index)
+        for fn in self.observers:
+            fn(ex)
+
+
+async def _pace(t0: float, t_ms: float, speed: float) -> None:
+    if speed <= 0 or t_ms <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    delay = t0 + t_ms * speed / 1000 - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def serve_response(send: Send, request: RecordedRequest, index: int | None, resp: RecordedResponse,
+                         fault: Fault | None, speed: float, t0: float | None) -> bytes:
+    """Send one recorded response: headers, then the body or the stream frames at the recorded pace
+    scaled by ``speed``, with any stream fault applied. Returns the bytes sent."""
+    if t0 is None:
+        t0 = asyncio.get_running_loop().time()
+    headers = _replay_headers(resp, index)
+    if not resp.is_stream:
+        await _pace(t0, resp.t_ms, speed)
+        body = resp.body_bytes()
+        await send({"type": "http.response.start", "status": resp.status,
+                    "headers": headers + [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return body
+    await _pace(t0, resp.headers_ms, speed)
+    await send({"type": "http.response.start", "status": resp.status, "headers": headers})
+    sent: list[bytes] = []
+    kind = providers.stream_kind(request.provider, request.path, _query(request.query))
+    for n, frame in enumerate(resp.stream or []):
+        if fault is not None and fault.drop_after is not None and n >= fault.drop_after:
+            raise _DroppedConnection(f"fault: connection dropped after {n} events", b"".join(sent))
+        if fault is not None and fault.error_after is not None and n >= fault.error_after:
+            event = providers.error_event(request.provider, request.path, fault.message or "Overloaded",
+                                          fault.event_status, kind=kind)
+            if kind == "json-array":
+                event += "]"
+            sent.append(event.encode())
+            await send({"type": "http.response.body", "body": event.encode(), "more_body": False})
+            return b"".join(sent)
+        await _pace(t0, frame.t_ms, speed)
+        chunk = frame.raw.encode()
+        sent.append(chunk)
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return b"".join(sent)
+
+
+# --- small ASGI helpers ------------------------------------------------------------------------------
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _headers(scope: dict) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", [])]
+
+
+def _query(query: str) -> dict[str, str]:
+    return dict(parse_qsl(query))
+
+
+def _replay_headers(resp: RecordedResponse, index: int | None) -> list[tuple[bytes, bytes]]:
+    out = [(k.lower().encode(), str(v).encode()) for k, v in resp.headers.items()
+           if k.lower() not in _DROP_HEADERS]
+    if not any(k == b"content-type" for k, _ in out):
+        out.append((b"content-type", b"text/event-stream" if resp.is_stream else b"application/json"))
+    if index is not None:
+        out.append((b"x-llmkit-replay", f"interaction {index}".encode()))
+    return out
+
+
+async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    data = json.dumps(body).encode()
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    hdrs += [(k.encode(), v.encode()) for k, v in (headers or {}).items() if k != "content-type"]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": data})
+
+
+# --- running it in a background thread -----------------------------------------------------------------
+class ServerThread:
+    """Run an ASGI app with uvicorn on 127.0.0.1 in a daemon thread. ``port=0`` picks a free port."""
+
+    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0):
+        import uvicorn
+
+        self.app = app
+        self.host = host
+        config = uvicorn.Config(app, host=host, port=port, log_level="critical", access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="llmkit-replay", daemon=True)
+        self.port = 0
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(f"the replay server did not start on {self.host}; is the port free?")
+            time.sleep(0.005)
+        self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
