@@ -1,7 +1,8 @@
 """Scripted cassettes: answers written by hand, rendered in each provider's exact wire format.
 
 A lesson that cannot be recorded live (no keys in CI, or a failure we want on cue) gets a *script*:
-a Python file with ``def reply(req: ScriptedRequest) -> Reply | str``. Running the lesson with
+a Python file with ``def reply(req: ScriptedRequest) -> Reply | str | None`` (None: leave the request
+unrecorded, so replay reports a cassette miss for it). Running the lesson with
 ``LLMKIT_MODE=record LLMKIT_SCRIPT=cassettes/scripts/NN_name.py`` sends every request the official SDKs
 make to that function and writes the cassette, with provenance ``scripted`` (never ``recorded``). The
 request bodies in the cassette are therefore exactly what the SDKs send, and the responses follow the
@@ -477,14 +478,21 @@ class ScriptRecorder:
                                                            if k != "kind"}}
 
     async def forward(self, request: RecordedRequest, headers: dict[str, str], raw: bytes, send: Any,
-                      fault: Any = None) -> RecordedResponse:
+                      fault: Any = None) -> RecordedResponse | None:
         from .server import serve_response
 
         query = dict(parse_qsl(request.query))
         stream = providers.wants_stream(request.provider, request.path, query, request.body)
         sreq = ScriptedRequest(request.provider, api_of(request.provider, request.path), request.path,
                                request.body, stream, len(self.cassette.interactions))
-        response = render(sreq, self.script(sreq), query)
+        answer = self.script(sreq)
+        if answer is None:  # the script leaves this request unrecorded: replay will report a miss
+            from .server import _send_json
+
+            message = "llmkit scripted recording: the script has no answer for this request (not recorded)."
+            await _send_json(send, 400, providers.error_body(request.provider, 400, message))
+            return None
+        response = render(sreq, answer, query)
         stored = RecordedRequest(request.provider, request.method, request.path,
                                  "&".join(f"{k}={v}" for k, v in query.items() if k != "key"), request.body)
         self.cassette.interactions.append(Interaction(stored, response))

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -44,6 +46,33 @@ class Exchange:
     body: bytes
     stream: bool
     interaction: int | None = None
+
+
+class _ClientGone(Exception):
+    """The client disconnected while we were still sending."""
+
+
+class _DisconnectAwareSend:
+    """Wraps ASGI ``send``: watches ``receive`` for ``http.disconnect`` and stops sending after it,
+    so a client that closes a stream early does not make the server write into a dead socket."""
+
+    def __init__(self, send: Send, receive: Receive):
+        self._send = send
+        self._gone = asyncio.Event()
+        self._watcher = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._gone.set()
+
+    async def __call__(self, message: dict) -> None:
+        if self._gone.is_set():
+            raise _ClientGone()
+        await self._send(message)
+
+    def stop(self) -> None:
+        self._watcher.cancel()
 
 
 class _DroppedConnection(Exception):
@@ -93,6 +122,16 @@ class ReplayApp:
             return
         body = parse_body(raw)
         request = RecordedRequest(provider, scope["method"], path, query, body)
+        send = _DisconnectAwareSend(send, receive)
+        try:
+            await self._answer(scope, request, raw, send, t0)
+        except _ClientGone:
+            pass  # the client hung up (a closed stream, a timeout): stop sending, quietly
+        finally:
+            send.stop()
+
+    async def _answer(self, scope: dict, request: RecordedRequest, raw: bytes, send: Send, t0: float) -> None:
+        provider, path = request.provider, request.path
         fault = self.faults.take(provider, path)
         if fault is not None and fault.latency_ms:
             await asyncio.sleep(fault.latency_ms / 1000)
@@ -111,6 +150,7 @@ class ReplayApp:
         except CassetteMiss as miss:
             self.misses.append(miss)
             await self._send_miss(send, provider, miss)
+            self._observe(request, 400, b"", False, None)
             return
         await self._serve(send, request, index, interaction, fault, t0)
 
@@ -187,6 +227,8 @@ async def serve_response(send: Send, request: RecordedRequest, index: int | None
             await send({"type": "http.response.body", "body": event.encode(), "more_body": False})
             return b"".join(sent)
         await _pace(t0, frame.t_ms, speed)
+        if speed <= 0:
+            await asyncio.sleep(0)  # let a client's disconnect be noticed between frames
         chunk = frame.raw.encode()
         sent.append(chunk)
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -231,6 +273,17 @@ async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]
 
 
 # --- running it in a background thread -----------------------------------------------------------------
+class _QuietClosedSocketWrites(logging.Filter):
+    """asyncio warns "socket.send() raised exception." when a server writes to a socket the client has
+    just closed; a replay server racing a client that stops reading early does that by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "socket.send() raised exception."
+
+
+_quiet_filter = _QuietClosedSocketWrites()
+
+
 class ServerThread:
     """Run an ASGI app with uvicorn on 127.0.0.1 in a daemon thread. ``port=0`` picks a free port."""
 
@@ -246,6 +299,7 @@ class ServerThread:
         self.port = 0
 
     def start(self, timeout: float = 10.0) -> ServerThread:
+        logging.getLogger("asyncio").addFilter(_quiet_filter)  # idempotent: filters are a set-like list
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -262,3 +316,64 @@ class ServerThread:
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=5)
+
+
+# --- running it in the foreground (``llmkit serve``) -------------------------------------------------
+def serve_cassette(path: str, *, port: int = 0, speed: float = 1.0, play_log: str | None = None,
+                   quiet: bool = False, host: str = "127.0.0.1") -> int:
+    """Serve one cassette in the foreground until Ctrl-C (``llmkit serve --cassette FILE``).
+
+    Introduced in lesson 0 (00_setup_and_replay). The first line printed is the base URL (flushed, so a
+    script can read it); the socket is listening before it is printed. Each request is logged on one
+    line unless ``quiet``; with ``play_log`` the indices of the played interactions are written on exit,
+    for ``llmkit cassette check FILE --played LOG``.
+    """
+    import signal
+    import socket
+
+    import uvicorn
+
+    from .cassette import Cassette
+    from .check import write_play_log
+
+    cassette = Cassette.load(path)
+    player = Player(cassette)
+    app = ReplayApp(player, speed=speed)
+    if not quiet:
+        def log(ex: Exchange) -> None:
+            what = f"interaction #{ex.interaction}" if ex.interaction is not None else "MISS"
+            print(f"{ex.provider} {ex.path} -> {what} ({ex.status})", flush=True)
+            if ex.interaction is None and app.misses:
+                print("  " + str(app.misses[-1]).replace("\n", "\n  "), flush=True)
+        app.observers.append(log)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)  # connections queue from now on, so the URL is usable as soon as it is printed
+    print(f"http://{host}:{sock.getsockname()[1]}", flush=True)
+    print(f"llmkit replay server · {Path(path).name} ({cassette.summary()}) · speed {speed:g} · "
+          "Ctrl-C stops it", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the previous
+    # handler: make SIGTERM end up where Ctrl-C does, so the play log is written either way.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main else None
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+        sock.close()
+        if play_log:
+            write_play_log(player, play_log)
+        print(f"stopped · played {len(player.played)} of {len(cassette.interactions)} interactions"
+              + (f" · {len(app.misses)} misses" if app.misses else ""), flush=True)
+    return 0
