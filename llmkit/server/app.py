@@ -1,0 +1,302 @@
+"""The SSE relay server: a FastAPI app that streams an LLM answer and never loses a token (lesson 9).
+
+Introduced in lesson 9 (09_sse_server). The protocol::
+
+    POST   /api/streams               {"provider", "messages", ...}  -> 201 {"stream_id", "token", "events_url"}
+    GET    /api/streams/{id}/events   Authorization: Bearer <token>  [Last-Event-ID: <id>]
+                                      -> text/event-stream: events with an ``id:`` each, ``: ping`` comments
+    DELETE /api/streams/{id}          Authorization: Bearer <token>  -> cancels the upstream request
+    GET    /                          the web client (static/index.html + static/client.js)
+
+Events (``data:`` is JSON): ``status`` {"state": "retrying"|"streaming", ...}, ``delta`` {"text"},
+then exactly one terminal event: ``done`` {"finish_reason", "usage", "chars"}, ``error`` {"kind",
+"message", "partial_text", "retrying": false} or ``cancelled`` {}.
+
+A producer task per stream reads the upstream and appends every event to an :class:`EventBuffer`; each
+``GET`` only reads that buffer, from just after ``Last-Event-ID``. A client that drops and reconnects
+therefore gets the rest of the answer with no gap and no duplicate, and the upstream request is never
+tied to one browser connection. Before the first token a failed upstream is retried (backoff from
+``llmkit.resilience``), and readers see ``status: retrying``; after it, a failure ends the stream with
+an ``error`` event carrying the text produced so far.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI resolves the handlers' annotations (``Request``,
+# imported lazily inside create_app) at runtime.
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .buffers import EventBuffer, InProcessBuffer
+from .models import ChatRequest, describe_errors
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+Upstream = Callable[[ChatRequest], AsyncIterator[Any]]
+
+
+def kit_upstream(kit: Any) -> Upstream:
+    """An upstream that asks ``kit``'s provider through ``llmkit.chat.astream`` (official async SDKs)."""
+    from .. import chat
+
+    def open_stream(request: ChatRequest) -> AsyncIterator[Any]:
+        return chat.astream(kit, request.provider, request.neutral_messages(), system=request.system,
+                            max_tokens=request.max_tokens)
+
+    return open_stream
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _error(status: int, kind: str, message: str) -> Any:
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+
+
+class _UpstreamError(Exception):
+    """A ``ProviderError`` event that arrived inside the upstream stream."""
+
+    def __init__(self, event: Any):
+        super().__init__(event.message)
+        self.event = event
+
+
+class Relay:
+    """The state behind the app: the buffer, the upstream and the producer tasks of this process."""
+
+    def __init__(self, upstream: Upstream, buffer: EventBuffer, *, retry_policy: Any, cancel_grace_s: float,
+                 max_streams: int):
+        self.upstream = upstream
+        self.buffer = buffer
+        self.retry_policy = retry_policy
+        self.cancel_grace_s = cancel_grace_s
+        self.max_streams = max_streams
+        self.tasks: dict[str, asyncio.Task] = {}
+        self._watching = False
+
+    async def start(self, request: ChatRequest) -> dict[str, Any]:
+        if not self._watching:
+            await self.buffer.watch_cancels(self._cancel_local)
+            self._watching = True
+        stream_id = secrets.token_urlsafe(16)  # 128 random bits: not guessable, not enumerable
+        token = secrets.token_urlsafe(32)
+        await self.buffer.create(stream_id, {"token_sha256": _hash(token), "provider": request.provider,
+                                             "created": f"{time.time():.3f}"})
+        self.tasks[stream_id] = asyncio.create_task(self._produce(stream_id, request), name=f"sse-{stream_id}")
+        return {"stream_id": stream_id, "token": token, "events_url": f"/api/streams/{stream_id}/events",
+                "expires_in": self.buffer.ttl_s}
+
+    def _cancel_local(self, stream_id: str) -> None:
+        task = self.tasks.get(stream_id)
+        if task is not None and not task.done():
+            task.cancel()
+
+    async def cancel(self, stream_id: str) -> bool:
+        """Cancel the stream's producer here or, through the buffer, in the process that runs it."""
+        task = self.tasks.get(stream_id)
+        if task is None:
+            await self.buffer.publish_cancel(stream_id)
+            return False
+        task.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 2.0)
+        except (asyncio.CancelledError, TimeoutError):
+            pass
+        return True
+
+    async def _produce(self, sid: str, request: ChatRequest) -> None:
+        from ..events import Finish, ProviderError, TextDelta, Usage
+        from ..resilience import BackoffPolicy, classify, compute_wait
+
+        policy = self.retry_policy or BackoffPolicy(base=0.25, cap=4.0, max_attempts=3, deadline=20.0)
+        append = self.buffer.append
+        parts: list[str] = []
+        usage: Any = None
+        finish: Any = None
+        attempt = 0
+        started = time.monotonic()
+        try:
+            while True:
+                attempt += 1
+                stream = self.upstream(request)
+                try:
+                    async for event in stream:
+                        if isinstance(event, str):
+                            event = TextDelta(event)
+                        if isinstance(event, TextDelta) and event.text:
+                            if not parts:
+                                await append(sid, "status", {"state": "streaming", "attempt": attempt})
+                            parts.append(event.text)
+                            await append(sid, "delta", {"text": event.text})
+                        elif isinstance(event, ProviderError):
+                            raise _UpstreamError(event)
+                        elif isinstance(event, Usage):
+                            usage = event
+                        elif isinstance(event, Finish):
+                            finish = event
+                    break
+                except Exception as exc:
+                    error = classify(exc.event if isinstance(exc, _UpstreamError) else exc)
+                    wait = compute_wait(attempt, error.retry_after, policy) if error.retryable else 0.0
+                    in_time = policy.deadline is None or time.monotonic() - started + wait <= policy.deadline
+                    if not parts and error.retryable and attempt < policy.max_attempts and in_time:
+                        await append(sid, "status", {"state": "retrying", "attempt": attempt + 1,
+                                                     "wait_s": round(wait, 3), "reason": error.kind.value,
+                                                     "message": error.message[:300]})
+                        await asyncio.sleep(wait)
+                        continue
+                    await append(sid, "error", {"kind": error.kind.value, "message": error.message[:500],
+                                                "partial_text": "".join(parts), "retrying": False,
+                                                "attempts": attempt})
+                    return
+                finally:
+                    await _aclose(stream)
+            await append(sid, "done", {
+                "finish_reason": finish.reason if finish else "stop", "chars": sum(len(p) for p in parts),
+                "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens} if usage else None})
+        except asyncio.CancelledError:
+            await append(sid, "cancelled", {"partial_chars": sum(len(p) for p in parts)})
+            await self.buffer.expire(sid, self.cancel_grace_s)
+            raise
+        finally:
+            self.tasks.pop(sid, None)
+
+    async def aclose(self) -> None:
+        for task in list(self.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.buffer.aclose()
+
+
+async def _aclose(stream: Any) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def create_app(kit_or_upstream: Any, *, buffer: EventBuffer | None = None, allowed_origins: list[str] | tuple = (),
+               ping_s: float = 15.0, max_body_bytes: int = 256_000, retry_policy: Any = None,
+               cancel_grace_s: float = 30.0, max_streams: int = 1000, static: bool = True) -> Any:
+    """The relay as a FastAPI app. Introduced in lesson 9 (09_sse_server).
+
+    ``kit_or_upstream`` is a :class:`llmkit.Kit` (answers come from ``llmkit.chat.astream``) or any
+    ``upstream(ChatRequest) -> async iterator`` of ``llmkit.events`` values or plain strings.
+    ``buffer`` defaults to :class:`InProcessBuffer`; pass :class:`RedisStreamBuffer` to run several
+    processes. ``allowed_origins`` lists the exact origins (``https://chat.example.com``) whose pages may
+    call the API from a browser; ``"*"`` is refused. ``ping_s`` is the heartbeat interval.
+    """
+    from fastapi import FastAPI, Request
+    from fastapi.middleware.cors import CORSMiddleware
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+    from pydantic import ValidationError
+    from sse_starlette import EventSourceResponse, ServerSentEvent
+
+    if "*" in allowed_origins:
+        raise ConfigError('allowed_origins=["*"] would let any web page spend your API budget through this '
+                          'relay; list the exact origins of your front end, e.g. ["https://chat.example.com"].')
+    upstream = kit_upstream(kit_or_upstream) if hasattr(kit_or_upstream, "models") else kit_or_upstream
+    relay = Relay(upstream, buffer or InProcessBuffer(), retry_policy=retry_policy, cancel_grace_s=cancel_grace_s,
+                  max_streams=max_streams)
+    app = FastAPI(title="llmkit SSE relay", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.relay = relay
+    app.add_middleware(CORSMiddleware, allow_origins=list(allowed_origins), allow_methods=["GET", "POST", "DELETE"],
+                       allow_headers=["Authorization", "Content-Type", "Last-Event-ID"], max_age=600)
+
+    async def authorize(stream_id: str, request: Request) -> Any:
+        meta = await relay.buffer.meta(stream_id)
+        if meta is None:
+            return _error(404, "not_found", f"no stream {stream_id!r}: it never existed or has expired "
+                          f"(streams are kept {relay.buffer.ttl_s:g} s); start a new one with POST /api/streams.")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return _error(401, "unauthorized", "send the stream's token as 'Authorization: Bearer <token>' "
+                          "(the token came with the stream id from POST /api/streams).")
+        if not hmac.compare_digest(_hash(token), meta["token_sha256"]):
+            return _error(403, "forbidden", "this token does not belong to this stream.")
+        return None
+
+    @app.post("/api/streams", status_code=201)
+    async def start_stream(request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_body_bytes:
+            return _error(413, "too_large", f"the request body is {declared} bytes; the limit is {max_body_bytes}.")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body_bytes:
+                return _error(413, "too_large", f"the request body is over the limit of {max_body_bytes} bytes.")
+        if "json" not in request.headers.get("content-type", ""):
+            return _error(415, "unsupported_media_type", "send the chat request as JSON "
+                          "(Content-Type: application/json).")
+        try:
+            data = json.loads(body)
+        except ValueError as e:
+            return _error(400, "invalid_json", f"the body is not valid JSON ({e}).")
+        try:
+            chat_request = ChatRequest.model_validate(data)
+        except ValidationError as e:
+            return _error(422, "invalid_request", describe_errors(e))
+        if len(relay.tasks) >= relay.max_streams:
+            return _error(429, "too_many_streams", f"this server runs at most {relay.max_streams} streams at "
+                          "once; retry in a few seconds.")
+        return JSONResponse(await relay.start(chat_request), status_code=201)
+
+    @app.get("/api/streams/{stream_id}/events")
+    async def stream_events(stream_id: str, request: Request) -> Any:
+        if (refused := await authorize(stream_id, request)) is not None:
+            return refused
+        last = request.headers.get("last-event-id") or None
+        if last is not None and not relay.buffer.valid_id(last):
+            return _error(400, "invalid_last_event_id", f"Last-Event-ID {last[:40]!r} is not an event id this "
+                          "server sent; reconnect without it to read the stream from the start.")
+
+        async def events() -> AsyncIterator[Any]:
+            after = last
+            while True:
+                batch = await relay.buffer.read(stream_id, after, wait=min(ping_s, 5.0))
+                if not batch:
+                    if await relay.buffer.meta(stream_id) is None:
+                        return  # expired while we waited
+                    continue
+                for event in batch:
+                    yield ServerSentEvent(data=json.dumps(event.data), event=event.event, id=event.id)
+                    after = event.id
+                    if event.terminal:
+                        return
+
+        return EventSourceResponse(events(), ping=ping_s, headers={"Cache-Control": "no-store",
+                                                                   "X-Accel-Buffering": "no"})
+
+    @app.delete("/api/streams/{stream_id}")
+    async def cancel_stream(stream_id: str, request: Request) -> Any:
+        if (refused := await authorize(stream_id, request)) is not None:
+            return refused
+        here = await relay.cancel(stream_id)
+        return {"stream_id": stream_id, "cancelled": True, "where": "this process" if here else "published"}
+
+    @app.get("/api/health")
+    async def health() -> Any:
+        return {"ok": True, "streams_running_here": len(relay.tasks)}
+
+    if static:
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def index() -> Any:
+            # The page loads only our own script: a CSP like this is a second wall behind safe rendering.
+            return FileResponse(STATIC_DIR / "index.html", headers={
+                "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' "
+                                           "'unsafe-inline'; img-src 'self'; object-src 'none'; base-uri 'none'",
+                "X-Content-Type-Options": "nosniff"})
+
+    return app
