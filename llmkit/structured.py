@@ -1,0 +1,191 @@
+"""Structured output: a pydantic model is the contract, each provider is held to it, failure is honest.
+
+Introduced in lesson 4 (04_structured_output).
+
+    result = structured.generate(kit, "gemini", CodeAnalysis, "Analyse this code: ...")
+    if result.ok:
+        result.value.score          # a validated CodeAnalysis
+    else:
+        result.error                # why the reply could not be parsed - never a made-up default
+
+Each provider constrains its output to the schema in its own way:
+
+- OpenAI: ``response_format={"type": "json_schema", "json_schema": {..., "strict": True}}`` (what
+  ``chat.completions.parse(response_format=Model)`` sends);
+- Anthropic: forced tool use - one tool whose ``input_schema`` is the schema, ``tool_choice`` naming it;
+- Gemini: ``response_mime_type="application/json"`` with ``response_json_schema``.
+
+The reply is validated with pydantic all the same (constraints can be off, old models ignore them, a
+reply can be cut off at ``max_tokens``). An invalid reply gets exactly one repair round-trip: the errors go
+back to the model, which answers again. If that fails too, the result says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from .errors import LlmkitError
+
+__all__ = ["Attempt", "Structured", "StructuredOutputFailed", "generate", "json_schema", "strict_schema"]
+
+T = TypeVar("T")
+
+
+class StructuredOutputFailed(LlmkitError):
+    """The model's reply could not be parsed into the schema, even after one repair round-trip."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One model reply: the raw JSON text, why it failed (None if it validated) and its token usage."""
+
+    raw: str
+    error: str | None
+    usage: Any = None  # llmkit.events.Usage
+    finish_reason: str | None = None
+
+
+@dataclass
+class Structured(Generic[T]):
+    """The outcome: a validated ``value`` or an honest ``error``, with every attempt kept for inspection."""
+
+    provider: str
+    schema: type
+    value: T | None
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.value is not None
+
+    @property
+    def repaired(self) -> bool:
+        """True when the first reply was invalid and the repair round-trip fixed it."""
+        return self.ok and len(self.attempts) > 1
+
+    @property
+    def error(self) -> str | None:
+        if self.ok:
+            return None
+        return (f"the {self.schema.__name__} could not be parsed from {self.provider}'s reply after "
+                f"{len(self.attempts)} attempt(s): {self.attempts[-1].error}")
+
+    def unwrap(self) -> T:
+        """The value, or :class:`StructuredOutputFailed` naming what was wrong."""
+        if self.value is None:
+            raise StructuredOutputFailed(f"{self.error}. Inspect .attempts for the raw replies; do not "
+                                         "substitute a default result.")
+        return self.value
+
+
+# --- schemas -------------------------------------------------------------------------------------
+def json_schema(model: type) -> dict:
+    """The model's JSON schema, self-contained (no ``$ref``), for Anthropic and Gemini."""
+    from .tools import inline_refs
+
+    schema = inline_refs(model.model_json_schema())  # type: ignore[attr-defined]
+    schema.pop("title", None)
+    return schema
+
+
+def strict_schema(model: type) -> dict:
+    """The schema OpenAI's strict mode accepts: every object closed (``additionalProperties: false``),
+    every property required (optional ones may be null), no ``default`` keys."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {k: walk(v) for k, v in node.items() if k != "default"}
+            if node.get("type") == "object" and "properties" in node:
+                node["additionalProperties"] = False
+                node["required"] = list(node["properties"])
+            return node
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(json_schema(model))
+
+
+def _validate(model: type, raw: str) -> tuple[Any, str | None]:
+    import pydantic
+
+    try:
+        return model.model_validate_json(raw), None  # type: ignore[attr-defined]
+    except pydantic.ValidationError as exc:
+        problems = []
+        for e in exc.errors()[:8]:
+            where = ".".join(map(str, e["loc"])) or "(root)"
+            problems.append(f"{where}: {e['msg']}")
+        return None, "; ".join(problems)
+
+
+# --- one call per provider -------------------------------------------------------------------------
+def _call(kit: Any, provider: str, model_cls: type, messages: list[dict], system: str | None, model: str,
+          max_tokens: int) -> tuple[str, Any, Any]:
+    """Ask once; return (raw JSON text, the tool call for Anthropic or None, collected events)."""
+    from . import chat
+    from .events import collect
+    from .wire import sdk_events
+
+    name = model_cls.__name__
+    if provider == "openai":
+        response_format = {"type": "json_schema",
+                           "json_schema": {"name": name, "schema": strict_schema(model_cls), "strict": True}}
+        response = kit.openai.chat.completions.create(
+            model=model, messages=chat.openai_messages(messages, system), max_completion_tokens=max_tokens,
+            response_format=response_format)
+        c = collect(sdk_events.openai_response_events(response))
+        return c.text, None, c
+    if provider == "anthropic":
+        tool = {"name": name, "description": f"Record the result as a {name}.", "input_schema": json_schema(model_cls)}
+        kw: dict[str, Any] = {"system": system} if system else {}
+        message = kit.anthropic.messages.create(
+            model=model, max_tokens=max_tokens, messages=chat.anthropic_messages(messages), tools=[tool],
+            tool_choice={"type": "tool", "name": name}, **kw)
+        c = collect(sdk_events.anthropic_message_events(message))
+        call = next((t for t in c.tool_calls if t.name == name), None)
+        return (call.arguments if call else c.text), call, c
+    config: dict[str, Any] = {"response_mime_type": "application/json", "response_json_schema": json_schema(model_cls),
+                              "max_output_tokens": max_tokens}
+    if system:
+        config["system_instruction"] = system
+    response = kit.gemini.models.generate_content(model=model, contents=chat.gemini_contents(messages),
+                                                  config=config)
+    c = collect(sdk_events.gemini_response_events(response))
+    return c.text, None, c
+
+
+def generate(kit: Any, provider: str, schema: type[T], messages: str | list[dict], *, system: str | None = None,
+             model: str | None = None, max_tokens: int = 2048, repair: bool = True) -> Structured[T]:
+    """Ask ``provider`` for a ``schema`` instance, validate it, repair once if needed (lesson 4).
+
+    ``messages`` is a prompt or provider-neutral messages (``llmkit.chat``). Never raises for an invalid
+    reply: check ``.ok`` or call ``.unwrap()``. Errors of the API itself (HTTP status) raise as usual.
+    """
+    from . import chat
+
+    history = [chat.user(messages)] if isinstance(messages, str) else list(messages)
+    model = model or kit.models[provider]
+    out: Structured[T] = Structured(provider, schema, None)
+    for attempt in range(2 if repair else 1):
+        raw, call, collected = _call(kit, provider, schema, history, system, model, max_tokens)
+        value, error = _validate(schema, raw) if raw else (None, "the reply was empty")
+        if collected.refusal:
+            value, error = None, f"the model refused: {collected.refusal}"
+        elif error and collected.finish_reason == "length":
+            error += f" (the reply was cut off at max_tokens={max_tokens})"
+        out.attempts.append(Attempt(raw, error, collected.usage, collected.finish_reason))
+        if value is not None:
+            out.value = value
+            return out
+        if attempt == 0 and repair:
+            fix = (f"Your reply did not match the {schema.__name__} schema: {error}. "
+                   "Answer again with the corrected, complete result.")
+            if call is not None:  # Anthropic: the error goes back as the forced tool's result
+                history += [chat.assistant("", [call]), chat.tool_result(call, fix, is_error=True)]
+            else:
+                history += [chat.assistant(raw), chat.user(fix)]
+    return out
+
+
