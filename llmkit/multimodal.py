@@ -1,0 +1,284 @@
+"""Images as model input: from a path, bytes, a PIL image or a matplotlib figure to each provider's part.
+
+Introduced in lesson 5 (05_multimodal). :func:`image_part` returns the provider-neutral part that
+``llmkit.chat`` sends to any provider::
+
+    part = image_part("screenshot.png", provider="anthropic")   # sniffed, downscaled, checked
+    chat.complete(kit, "anthropic", [chat.user([part, {"type": "text", "text": "What is wrong here?"}])])
+
+and :func:`openai_chat_part`, :func:`openai_responses_part`, :func:`anthropic_part`, :func:`gemini_part`
+build each provider's own shape, so the lesson can show exactly what goes over the wire.
+
+The media type comes from the file's first bytes (its "magic number"), never from its name: a PNG saved
+as ``photo.jpg`` is still a PNG, and a provider told otherwise rejects the request. Pillow does the
+resizing; nothing here is clever, it only applies the limits the providers document (constants below).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import LlmkitError
+
+PNG, JPEG, GIF, WEBP = "image/png", "image/jpeg", "image/gif", "image/webp"
+
+
+class ImageError(LlmkitError, ValueError):
+    """An image cannot be sent as it is (unknown format, too large, unreadable). The message says what to do."""
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What a provider documents about image input. ``None`` means: no documented limit of that kind."""
+
+    formats: frozenset[str]
+    max_bytes: int  # per image as sent (base64 inflates the request by 4/3; the limits below account for it)
+    max_edge: int | None  # hard limit on either side, in pixels
+    fit_box: int | None  # the image is scaled to fit this square first
+    short_side: int | None  # ... then its short side to at most this
+    long_edge: int | None  # ... or its long edge to at most this (the recommended size)
+
+
+MB = 1024 * 1024
+
+LIMITS: dict[str, ImageLimits] = {
+    # platform.openai.com/docs/guides/images-vision: PNG, JPEG, WEBP, non-animated GIF; up to 50 MB of
+    # image payload per request; "high" detail scales to fit 2048x2048, then the short side to 768 px.
+    "openai": ImageLimits(frozenset({PNG, JPEG, GIF, WEBP}), max_bytes=50 * MB * 3 // 4, max_edge=None,
+                          fit_box=2048, short_side=768, long_edge=None),
+    # docs.anthropic.com/en/docs/build-with-claude/vision: JPEG, PNG, GIF, WebP; 5 MB per image (API; the
+    # API measures the base64 text, hence 3/4 of it in raw bytes); images larger than 8000x8000 px are
+    # rejected; a long edge over 1568 px is scaled down by the API anyway (it only adds latency), so 1568
+    # is the recommended size.
+    "anthropic": ImageLimits(frozenset({PNG, JPEG, GIF, WEBP}), max_bytes=5 * MB * 3 // 4, max_edge=8000,
+                             fit_box=None, short_side=None, long_edge=1568),
+    # ai.google.dev/gemini-api/docs/image-understanding: PNG, JPEG, WEBP, HEIC, HEIF (no GIF); inline data
+    # must keep the whole request under 20 MB; larger images are tiled into 768x768 crops (258 tokens each).
+    "gemini": ImageLimits(frozenset({PNG, JPEG, WEBP}), max_bytes=20 * MB * 3 // 4, max_edge=None,
+                          fit_box=None, short_side=None, long_edge=None),
+}
+
+# Pillow refuses images above ~179 megapixels as possible decompression bombs; we refuse earlier.
+MAX_PIXELS = 100_000_000
+
+
+# --- what the bytes are ----------------------------------------------------------------------------
+def sniff_media_type(data: bytes) -> str:
+    """The media type from the first bytes (PNG, JPEG, GIF or WebP); raises :class:`ImageError` otherwise."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if data.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return GIF
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return WEBP
+    head = data[:12]
+    raise ImageError(f"not a PNG, JPEG, GIF or WebP image (it starts with {head!r}). Convert it first, "
+                     "e.g. PIL.Image.open(path).save('image.png').")
+
+
+def to_bytes(source: Any) -> bytes:
+    """Encoded image bytes from a path, bytes, a PIL image (saved as PNG) or a matplotlib figure (PNG)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"no image file at {path}; check the path (the kernel runs in the notebook's folder).")
+        return path.read_bytes()
+    if hasattr(source, "savefig"):  # a matplotlib Figure
+        buf = io.BytesIO()
+        source.savefig(buf, format="png")
+        return buf.getvalue()
+    if hasattr(source, "save") and hasattr(source, "size") and hasattr(source, "mode"):  # a PIL image
+        buf = io.BytesIO()
+        fmt = "PNG"
+        img = source if source.mode in ("RGB", "RGBA", "L", "LA", "P", "1") else source.convert("RGBA")
+        img.save(buf, format=fmt)
+        return buf.getvalue()
+    raise ImageError(f"cannot make an image from {type(source).__name__}; pass a path, bytes, a PIL image "
+                     "or a matplotlib figure.")
+
+
+def _open(data: bytes) -> Any:
+    from PIL import Image
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        w, h = img.size
+    except Exception as e:  # Pillow raises several types for broken files
+        raise ImageError(f"the image data cannot be decoded ({e}); is the file complete?") from e
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"{w}x{h} px is {w * h / 1e6:.0f} megapixels, above the {MAX_PIXELS / 1e6:.0f} MP this "
+                         "kit accepts; crop or downscale it first.")
+    return img
+
+
+def image_size(image: dict | bytes) -> tuple[int, int]:
+    """(width, height) in pixels of a neutral image part or of encoded bytes."""
+    data = image["data"] if isinstance(image, dict) else image
+    return _open(data).size
+
+
+# --- fitting to a provider -------------------------------------------------------------------------
+def target_size(width: int, height: int, provider: str) -> tuple[int, int]:
+    """The size ``provider`` would work at (its documented scaling), never larger than the original."""
+    lim = _limits(provider)
+    scale = 1.0
+    if lim.fit_box:
+        scale = min(scale, lim.fit_box / max(width, height))
+    if lim.short_side:
+        scale = min(scale, lim.short_side / min(width * scale, height * scale) * scale)
+    if lim.long_edge:
+        scale = min(scale, lim.long_edge / max(width, height))
+    if scale >= 1.0:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _limits(provider: str) -> ImageLimits:
+    try:
+        return LIMITS[provider]
+    except KeyError:
+        raise ImageError(f"unknown provider {provider!r}; choose one of {', '.join(LIMITS)}.") from None
+
+
+def _encode(img: Any, media_type: str) -> bytes:
+    buf = io.BytesIO()
+    if media_type == JPEG:
+        img.convert("RGB").save(buf, format="JPEG", quality=88, optimize=True)
+    elif media_type == WEBP:
+        img.save(buf, format="WEBP", quality=88)
+    else:
+        img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def fit_image(data: bytes, provider: str, *, resize: bool = True) -> tuple[bytes, str]:
+    """Bytes and media type ready for ``provider``: downscaled to its documented size, in a format it
+    accepts (a GIF becomes a PNG for Gemini), under its size limit. With ``resize=False`` an image that
+    does not fit raises :class:`ImageError` instead of being changed."""
+    lim = _limits(provider)
+    media = sniff_media_type(data)
+    img = _open(data)
+    w, h = img.size
+    if lim.max_edge and max(w, h) > lim.max_edge and not resize:
+        raise ImageError(f"{w}x{h} px exceeds {provider}'s {lim.max_edge} px limit per side; pass resize=True "
+                         "or downscale it.")
+    tw, th = target_size(w, h, provider)
+    if media not in lim.formats:
+        if not resize:
+            raise ImageError(f"{provider} does not accept {media}; accepted: {', '.join(sorted(lim.formats))}. "
+                             "Pass resize=True to convert it to PNG.")
+        media = PNG
+    elif (tw, th) == (w, h) and len(data) <= lim.max_bytes:
+        return data, media  # already fine: send the original bytes untouched
+    if not resize:
+        raise ImageError(f"{len(data) / MB:.1f} MB is over {provider}'s {lim.max_bytes / MB:.1f} MB image limit; "
+                         "pass resize=True or compress it.")
+    from PIL import Image
+
+    if getattr(img, "is_animated", False):
+        img.seek(0)  # providers read the first frame of an animation only
+    for _ in range(12):
+        resized = img if (tw, th) == (w, h) else img.resize((tw, th), Image.Resampling.LANCZOS)
+        out = _encode(resized, media)
+        if len(out) <= lim.max_bytes:
+            return out, media
+        tw, th = max(1, int(tw * 0.8)), max(1, int(th * 0.8))
+    raise ImageError(f"could not bring the image under {provider}'s {lim.max_bytes / MB:.1f} MB limit; "
+                     "send a smaller or JPEG-compressed image.")
+
+
+def image_part(source: Any, provider: str | None = None, *, resize: bool = True) -> dict:
+    """A neutral image part ``{"type": "image", "data": bytes, "media_type": ...}`` (lesson 5).
+
+    With ``provider`` the image is fitted to that provider's limits (see :func:`fit_image`); without,
+    it is only sniffed and checked, and sent as is.
+    """
+    data = to_bytes(source)
+    if provider is None:
+        media = sniff_media_type(data)
+        _open(data)
+    else:
+        data, media = fit_image(data, provider, resize=resize)
+    return {"type": "image", "data": data, "media_type": media}
+
+
+def text_part(text: str) -> dict:
+    return {"type": "text", "text": text}
+
+
+# --- each provider's own shape ---------------------------------------------------------------------
+def _b64(part: dict) -> str:
+    return base64.b64encode(part["data"]).decode("ascii")
+
+
+def data_url(part: dict) -> str:
+    return f"data:{part['media_type']};base64,{_b64(part)}"
+
+
+def openai_chat_part(part: dict, detail: str = "auto") -> dict:
+    """OpenAI Chat Completions: ``{"type": "image_url", "image_url": {"url": "data:...", "detail": ...}}``."""
+    return {"type": "image_url", "image_url": {"url": data_url(part), "detail": detail}}
+
+
+def openai_responses_part(part: dict, detail: str = "auto") -> dict:
+    """OpenAI Responses API: ``{"type": "input_image", "image_url": "data:...", "detail": ...}``."""
+    return {"type": "input_image", "image_url": data_url(part), "detail": detail}
+
+
+def anthropic_part(part: dict) -> dict:
+    """Anthropic Messages: a base64 ``image`` content block."""
+    return {"type": "image", "source": {"type": "base64", "media_type": part["media_type"], "data": _b64(part)}}
+
+
+def gemini_part(part: dict) -> dict:
+    """Gemini: an ``inline_data`` part (google-genai accepts raw bytes and base64-encodes them itself)."""
+    return {"inline_data": {"mime_type": part["media_type"], "data": part["data"]}}
+
+
+# --- what an image costs -----------------------------------------------------------------------------
+def estimate_image_tokens(width: int, height: int, provider: str, model: str = "") -> int:
+    """The provider's documented image-token formula (lesson 5), for comparison with ``kit.usage``.
+
+    - Anthropic: tokens ≈ width × height / 750 after scaling the long edge to 1568 px.
+    - OpenAI gpt-4.1-mini / gpt-4.1-nano / o4-mini: 32 px patches (at most 1536), × 1.62 for 4.1-mini;
+      other models (gpt-4o, gpt-4.1): 85 + 170 per 512 px tile after the 2048 / 768 scaling.
+    - Gemini 2.x: 258 tokens if both sides ≤ 384 px, else 258 per 768×768 tile.
+    """
+    if provider == "anthropic":
+        w, h = target_size(width, height, provider)
+        return max(1, math.ceil(w * h / 750))
+    if provider == "gemini":
+        if width <= 384 and height <= 384:
+            return 258
+        return 258 * math.ceil(width / 768) * math.ceil(height / 768)
+    if provider == "openai":
+        patch_models = {"gpt-4.1-mini": 1.62, "gpt-4.1-nano": 2.46, "o4-mini": 1.72}
+        mult = next((m for name, m in patch_models.items() if model.startswith(name)), None)
+        if mult is not None:
+            patches = math.ceil(width / 32) * math.ceil(height / 32)
+            if patches > 1536:
+                shrink = math.sqrt(32 * 32 * 1536 / (width * height))
+                shrink *= min(math.floor(width * shrink / 32) / (width * shrink / 32),
+                              math.floor(height * shrink / 32) / (height * shrink / 32))
+                patches = math.ceil(width * shrink / 32 - 1e-9) * math.ceil(height * shrink / 32 - 1e-9)
+            return math.ceil(min(patches, 1536) * mult)
+        w, h = target_size(width, height, provider)
+        return 85 + 170 * math.ceil(w / 512) * math.ceil(h / 512)
+    raise ImageError(f"unknown provider {provider!r}; choose one of {', '.join(LIMITS)}.")
+
+
+__all__ = [
+    "GIF", "JPEG", "LIMITS", "PNG", "WEBP", "ImageError", "ImageLimits", "anthropic_part", "data_url",
+    "estimate_image_tokens", "fit_image", "gemini_part", "image_part", "image_size", "openai_chat_part",
+    "openai_responses_part", "sniff_media_type", "target_size", "text_part", "to_bytes",
+]
