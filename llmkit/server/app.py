@@ -82,9 +82,11 @@ class Relay:
         self.max_streams = max_streams
         self.tasks: dict[str, asyncio.Task] = {}
         self._watching = False
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self, request: ChatRequest) -> dict[str, Any]:
         if not self._watching:
+            self.loop = asyncio.get_running_loop()
             await self.buffer.watch_cancels(self._cancel_local)
             self._watching = True
         stream_id = secrets.token_urlsafe(16)  # 128 random bits: not guessable, not enumerable
@@ -175,6 +177,11 @@ class Relay:
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         await self.buffer.aclose()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Cancel this process's streams and close the buffer, from any thread (before stopping the server)."""
+        if self.loop is not None and not self.loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self.aclose(), self.loop).result(timeout)
 
 
 async def _aclose(stream: Any) -> None:

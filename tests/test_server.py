@@ -1,0 +1,361 @@
+"""The SSE relay server over real sockets (lesson 9, 09_sse_server): uvicorn on loopback, the official
+openai SDK against the replay server upstream, and both event buffers through the same suite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from server_helpers import (
+    REDIS_SERVER,
+    ROOT,
+    answers,
+    body,
+    read_events,
+    read_to_end,
+    record_cassette,
+    start_redis,
+)
+
+from llmkit.errors import ConfigError
+from llmkit.kit import Kit
+from llmkit.replay.server import ServerThread
+from llmkit.server import InProcessBuffer, RedisStreamBuffer, create_app, kit_upstream
+from llmkit.server.app import Relay
+
+ANSWERS = answers()
+
+
+@pytest.fixture(scope="module")
+def cassettes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cassettes")
+    record_cassette(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not os.path.exists(REDIS_SERVER):
+        pytest.skip("redis-server is not installed (bash scripts/sysdeps.sh installs it)")
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_buffer(request: pytest.FixtureRequest):
+    if request.param == "memory":
+        return lambda **kw: InProcessBuffer(**kw)
+    url = request.getfixturevalue("redis_url")
+    prefix = f"t{time.monotonic_ns()}"
+    return lambda **kw: RedisStreamBuffer(url, prefix=prefix, **kw)
+
+
+@pytest.fixture
+def kit_factory(cassettes: Path):
+    kits: list[Kit] = []
+
+    def make(speed: float = 0.0) -> Kit:
+        kit = Kit("relay", mode="replay", speed=speed, cassette_dir=cassettes)
+        kits.append(kit)
+        return kit
+
+    yield make
+    for kit in kits:
+        kit.close()
+
+
+@pytest.fixture
+def relay(make_buffer):
+    """``relay(upstream, **create_app_kwargs)`` runs the app on loopback; returns (url, Relay)."""
+    started: list[tuple[ServerThread, Relay]] = []
+
+    def start(upstream, **kw):
+        kw.setdefault("buffer", make_buffer())
+        app = create_app(upstream, **kw)
+        thread = ServerThread(app).start()
+        started.append((thread, app.state.relay))
+        return thread.url, app.state.relay
+
+    yield start
+    for thread, state in started:
+        state.shutdown()
+        thread.stop()
+
+
+def post(client: httpx.Client, payload: dict) -> dict:
+    r = client.post("/api/streams", json=payload)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+# --- streaming and resume --------------------------------------------------------------------------------
+def test_full_stream_has_ids_and_the_recorded_answer(relay, kit_factory):
+    url, _ = relay(kit_factory())
+    with httpx.Client(base_url=url) as client:
+        info = post(client, body("long"))
+        read = read_events(client, info["events_url"], info["token"])
+    assert read.headers["content-type"].startswith("text/event-stream")
+    assert read.text == ANSWERS["long"]
+    assert all(e.id for e in read.events), "every event carries an id"
+    assert len({e.id for e in read.events}) == len(read.events)
+    assert read.events[-1].event == "done" and read.events[-1].data["chars"] == len(ANSWERS["long"])
+    assert len(info["stream_id"]) >= 22 and len(info["token"]) >= 43  # >= 128 and 256 random bits
+
+
+def test_resume_after_dropped_connections_has_no_gap_and_no_duplicate(relay, kit_factory):
+    url, _ = relay(kit_factory(speed=0.3))
+    with httpx.Client(base_url=url) as client:
+        info = post(client, body("resume"))
+        text, events, connections = read_to_end(client, info["events_url"], info["token"], drops=[3, 1, 7, 5])
+    assert connections == 5
+    assert text == ANSWERS["resume"]
+    ids = [e.id for e in events]
+    assert len(ids) == len(set(ids)), "no event delivered twice"
+
+
+def test_resume_after_the_stream_ended_returns_the_rest_from_the_buffer(relay, kit_factory):
+    url, _ = relay(kit_factory())
+    with httpx.Client(base_url=url) as client:
+        info = post(client, body("long"))
+        first = read_events(client, info["events_url"], info["token"], stop_after_deltas=4)
+        time.sleep(0.3)  # the producer finishes while nobody is connected
+        rest = read_events(client, info["events_url"], info["token"], last=first.events[-1].id)
+    assert first.text + rest.text == ANSWERS["long"]
+    assert rest.events[-1].event == "done"
+
+
+class _CutAfter:
+    """ASGI middleware that cuts the events connection after ``n`` body messages (a proxy timing out)."""
+
+    def __init__(self, app, n: int):
+        self.app, self.n = app, n
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].endswith("/events"):
+            return await self.app(scope, receive, send)
+        sent = 0
+
+        async def cutting_send(message):
+            nonlocal sent
+            if message["type"] == "http.response.body":
+                sent += 1
+                if sent > self.n:
+                    raise ConnectionResetError("cut by the test proxy")
+            await send(message)
+
+        return await self.app(scope, receive, cutting_send)
+
+
+def test_server_side_cut_is_resumed(make_buffer, kit_factory):
+    app = create_app(kit_factory(speed=0.3), buffer=make_buffer())
+    thread = ServerThread(_CutAfter(app, 6)).start()
+    try:
+        with httpx.Client(base_url=thread.url) as client:
+            info = post(client, body("long"))
+            text, events, connections = read_to_end(client, info["events_url"], info["token"])
+    finally:
+        app.state.relay.shutdown()
+        thread.stop()
+    assert connections > 3
+    assert text == ANSWERS["long"]
+    assert len({e.id for e in events}) == len(events)
+
+
+def test_heartbeat_comments_while_the_upstream_is_silent(relay):
+    async def slow(_request):
+        await asyncio.sleep(0.5)
+        yield "late"
+
+    url, _ = relay(slow, ping_s=0.1)
+    with httpx.Client(base_url=url) as client:
+        info = post(client, body("long"))
+        read = read_events(client, info["events_url"], info["token"])
+    assert read.text == "late"
+    assert len([c for c in read.comments if c.startswith(": ping")]) >= 2
+
+
+# --- cancellation ----------------------------------------------------------------------------------------
+def test_delete_cancels_the_upstream_within_100_ms(relay, kit_factory):
+    kit = kit_factory(speed=1.0)
+    inner = kit_upstream(kit)
+    closed: list[float] = []
+    first_text = asyncio.Event
+
+    async def tracked(request):
+        try:
+            async for event in inner(request):
+                yield event
+        finally:
+            closed.append(time.monotonic())  # after the SDK response was closed (chat.astream's finally)
+
+    url, state = relay(tracked)
+    del first_text
+    with httpx.Client(base_url=url) as client:
+        info = post(client, body("cancel"))
+        head = read_events(client, info["events_url"], info["token"], stop_after_deltas=3)
+        assert head.text and not closed
+        t0 = time.monotonic()
+        r = client.delete(f"/api/streams/{info['stream_id']}", headers={"authorization": f"Bearer {info['token']}"})
+        assert r.status_code == 200, r.text
+        assert closed, "the upstream generator was closed before DELETE answered"
+        latency = closed[0] - t0
+        rest = read_events(client, info["events_url"], info["token"], last=head.events[-1].id)
+    assert latency < 0.1, f"upstream closed {latency * 1000:.1f} ms after DELETE"
+    assert rest.events[-1].event == "cancelled"
+    assert len(head.text + rest.text) < len(ANSWERS["cancel"])
+    assert state.tasks == {}
+
+
+# --- security --------------------------------------------------------------------------------------------
+def test_only_the_token_holder_can_read_or_cancel(relay, kit_factory):
+    url, _ = relay(kit_factory(speed=0.3))
+    with httpx.Client(base_url=url) as client:
+        info = post(client, body("long"))
+        other = post(client, body("resume"))
+        events = info["events_url"]
+        assert client.get(events).status_code == 401
+        assert client.get(events, headers={"authorization": f"Bearer {other['token']}"}).status_code == 403
+        assert client.get(events, headers={"authorization": "Bearer x" * 3}).status_code == 403
+        assert client.get("/api/streams/nope/events", headers={"authorization": "Bearer x"}).status_code == 404
+        r = client.delete(f"/api/streams/{info['stream_id']}", headers={"authorization": f"Bearer {other['token']}"})
+        assert r.status_code == 403 and "does not belong" in r.json()["error"]["message"]
+        text, _, _ = read_to_end(client, events, info["token"])
+    assert text == ANSWERS["long"], "a refused cancel left the stream running"
+
+
+@pytest.mark.parametrize(("payload", "status", "says"), [
+    ({"messages": []}, 422, "messages: List should have at least 1 item"),
+    ({"messages": [{"role": "user", "content": "x" * 16_001}]}, 422, "messages.0.content"),
+    ({"messages": [{"role": "user", "content": "hi"}] * 41}, 422, "at most 40 items"),
+    ({"messages": [{"role": "system", "content": "hi"}]}, 422, "messages.0.role"),
+    ({"messages": [{"role": "user", "content": "hi"}], "model": "gpt-9"}, 422, "model: Extra inputs"),
+    ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**6}, 422, "max_tokens"),
+    ({"messages": [{"role": "user", "content": "hi"}], "provider": "acme"}, 422, "provider"),
+])
+def test_invalid_requests_get_a_clear_4xx(relay, payload, status, says):
+    async def never(_request):
+        raise AssertionError("an invalid request reached the upstream")
+        yield ""
+
+    url, state = relay(never)
+    with httpx.Client(base_url=url) as client:
+        r = client.post("/api/streams", json=payload)
+    assert r.status_code == status
+    assert says in r.json()["error"]["message"]
+    assert state.tasks == {}
+
+
+def test_oversized_malformed_and_non_json_bodies(relay):
+    async def never(_request):
+        raise AssertionError("unreachable")
+        yield ""
+
+    url, _ = relay(never, max_body_bytes=10_000)
+    with httpx.Client(base_url=url) as client:
+        big = client.post("/api/streams", content=b"{" + b" " * 20_000 + b"}",
+                          headers={"content-type": "application/json"})
+        bad = client.post("/api/streams", content=b'{"messages": [', headers={"content-type": "application/json"})
+        text = client.post("/api/streams", content=b"hello", headers={"content-type": "text/plain"})
+        chunked = client.post("/api/streams", content=iter([b"{" + b" " * 6_000] * 3),
+                              headers={"content-type": "application/json"})
+    assert big.status_code == 413 and "limit is 10000" in big.json()["error"]["message"]
+    assert chunked.status_code == 413, "a body without Content-Length is counted as it arrives"
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
+    assert text.status_code == 415
+
+
+def test_a_forged_last_event_id_is_refused(relay, kit_factory):
+    url, _ = relay(kit_factory())
+    with httpx.Client(base_url=url) as client:
+        info = post(client, body("long"))
+        read = read_events(client, info["events_url"], info["token"], last="../../etc")
+    assert read.status == 400
+
+
+def test_cors_allows_only_configured_origins(relay, kit_factory):
+    url, _ = relay(kit_factory(), allowed_origins=["https://chat.example.com"])
+    preflight = {"access-control-request-method": "POST", "access-control-request-headers": "content-type"}
+    with httpx.Client(base_url=url) as client:
+        ok = client.options("/api/streams", headers={"origin": "https://chat.example.com", **preflight})
+        evil = client.options("/api/streams", headers={"origin": "https://evil.example", **preflight})
+    assert ok.headers.get("access-control-allow-origin") == "https://chat.example.com"
+    assert "access-control-allow-origin" not in evil.headers
+    with pytest.raises(ConfigError, match="exact origins"):
+        create_app(lambda r: None, allowed_origins=["*"])
+
+
+# --- upstream failures -----------------------------------------------------------------------------------
+def test_retries_before_the_first_token_and_says_so(relay, kit_factory):
+    from llmkit.resilience import TRANSIENT_KINDS, BackoffPolicy
+
+    kit = kit_factory()
+    # The openai SDK retries twice on its own (honouring retry-after-ms): 3 faults fail one relay attempt.
+    kit.faults.status(503, provider="openai", retry_after_ms=5, times=3)
+    url, _ = relay(kit, retry_policy=BackoffPolicy(base=0.01, cap=0.05, max_attempts=3))
+    with httpx.Client(base_url=url) as client:
+        info = post(client, body("long"))
+        read = read_events(client, info["events_url"], info["token"])
+    kinds = [(e.event, e.data.get("state")) for e in read.events if e.event == "status"]
+    assert kinds == [("status", "retrying"), ("status", "streaming")]
+    retry = read.events[0].data
+    assert retry["attempt"] == 2 and retry["reason"] in {k.value for k in TRANSIENT_KINDS}
+    assert read.text == ANSWERS["long"] and read.events[-1].event == "done"
+
+
+def test_failure_after_the_first_token_ends_with_what_is_known(relay, kit_factory):
+    kit = kit_factory()
+    kit.faults.drop_stream(after=6, provider="openai")
+    url, _ = relay(kit)
+    with httpx.Client(base_url=url) as client:
+        info = post(client, body("long"))
+        read = read_events(client, info["events_url"], info["token"])
+    error = read.terminal
+    assert error is not None and error.event == "error"
+    assert error.data["retrying"] is False
+    assert error.data["partial_text"] == read.text and read.text
+    assert ANSWERS["long"].startswith(read.text) and read.text != ANSWERS["long"]
+    assert error.data["kind"] == "connection_lost"
+
+
+# --- several processes on Redis --------------------------------------------------------------------------
+def test_redis_resume_and_cancel_through_a_second_server_process(redis_url, kit_factory, cassettes, tmp_path):
+    kit = kit_factory(speed=0.5)
+    buffer = RedisStreamBuffer(redis_url, prefix="multi")
+    app_a = create_app(kit, buffer=buffer)
+    a = ServerThread(app_a).start()
+    env = {**os.environ, "LLMKIT_MODE": "replay", "LLMKIT_SPEED": "0.5"}
+    cmd = [sys.executable, "-m", "llmkit.cli", "serve-chat", "--lesson", "relay", "--cassettes", str(cassettes),
+           "--redis", redis_url]
+    # serve-chat keys its Redis streams under the default prefix; point A at the same one for this test.
+    buffer.prefix = "llmkit:sse"
+    b = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        b_url = b.stdout.readline().strip()
+        assert b_url.startswith("http://127.0.0.1:"), b.stderr.read() if b.poll() is not None else b_url
+        with httpx.Client(base_url=a.url) as ca, httpx.Client(base_url=b_url, timeout=10) as cb:
+            info = post(ca, body("long"))
+            head = read_events(ca, info["events_url"], info["token"], stop_after_deltas=5)
+            rest = read_events(cb, info["events_url"], info["token"], last=head.events[-1].id)
+            assert head.text + rest.text == ANSWERS["long"]
+            assert rest.events[-1].event == "done"
+
+            other = post(ca, body("cancel"))
+            first = read_events(ca, other["events_url"], other["token"], stop_after_deltas=2)
+            r = cb.delete(f"/api/streams/{other['stream_id']}", headers={"authorization": f"Bearer {other['token']}"})
+            assert r.status_code == 200 and r.json()["where"] == "published"
+            tail = read_events(cb, other["events_url"], other["token"], last=first.events[-1].id)
+            assert tail.events[-1].event == "cancelled"
+            assert app_a.state.relay.tasks == {}
+    finally:
+        b.terminate()
+        b.wait(timeout=10)
+        app_a.state.relay.shutdown()
+        a.stop()
