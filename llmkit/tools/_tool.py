@@ -167,6 +167,12 @@ def _args_model(fn: Callable, param_docs: dict[str, str]) -> Any:
         if name not in hints:
             raise TypeError(f"@tool {fn.__name__}: parameter {name!r} has no type hint; the model needs one "
                             "to know what to send (e.g. `city: str`).")
+        if isinstance(param.default, pydantic.fields.FieldInfo):  # `limit: int = Field(10, ge=1)`
+            info = param.default
+            if info.description is None and name in param_docs:
+                info = pydantic.fields.FieldInfo.merge_field_infos(info, description=param_docs[name])
+            fields[name] = (hints[name], info)
+            continue
         default = ... if param.default is param.empty else param.default
         fields[name] = (hints[name], pydantic.Field(default, description=param_docs.get(name)))
     config = pydantic.ConfigDict(extra="forbid")
