@@ -1,0 +1,185 @@
+"""Suite ``memory``: lesson 7's memory store beside the source lesson's naive design, in the same run.
+
+Introduced in lesson 10 (10_benchmarks), measuring what lesson 7 (07_memory_systems) builds.
+
+- ingestion rate with the real all-MiniLM-L6-v2 model: ``Memory.add_many`` (one transaction, batched
+  encoding) vs ``NaiveMemory.add_to_short_term`` (one connection and one encode per message);
+- retrieval latency (p50/p99) as the store grows: ``Memory.search`` (numpy matrix product + FTS5) vs
+  the naive Python loop over every row. Vectors here come from a fast stand-in embedder with the
+  model's dimension (384), so the growth curve measures the store and not the encoder;
+- storage bytes per 1,000 memories and the RSS each store adds.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import tempfile
+import time
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._harness import percentile
+from ._suite import Context
+
+DIM = 384
+_SYLLABLES = ("ka", "lo", "mi", "ren", "tu", "sa", "vel", "or", "pin", "da", "gre", "fo", "nu", "bal", "ist", "que")
+# A vocabulary of 4,096 made-up words, drawn with Zipf-like frequencies like real text (a few common
+# words, a long tail of rare ones), so full-text search behaves as it does on real messages.
+WORDS = [a + b + c for a in _SYLLABLES for b in _SYLLABLES for c in _SYLLABLES]
+_WEIGHTS = [1 / (rank + 1) for rank in range(len(WORDS))]
+
+
+class FastEmbedder:
+    """Deterministic unit vectors from a text's hash: costs microseconds, has the model's dimension."""
+
+    name = "bench-fast-384"
+    dim = DIM
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i] = np.random.default_rng(zlib.crc32(t.encode())).standard_normal(self.dim)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    def encode(self, text: str) -> Any:  # the SentenceTransformer method the naive design calls
+        return self.embed([text])[0]
+
+
+def messages(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(WORDS, weights=_WEIGHTS, k=12)) for _ in range(n)]
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _real_embedder(ctx: Context) -> Any | None:
+    try:
+        from ..memory import MiniLMEmbedder
+
+        try:  # transformers draws a "Loading weights" bar on stderr; a benchmark report does not need it
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
+        emb = MiniLMEmbedder()
+        emb.embed(["warm up"])
+        return emb
+    except Exception as e:  # no model installed: say so, measure the rest
+        ctx.report.note("memory", f"ingestion with the real model skipped: {type(e).__name__}: {e}")
+        return None
+
+
+def ingestion(ctx: Context, tmp: Path) -> None:
+    from ..memory import Memory
+    from ..memory.naive import EmbedderEncoder, NaiveMemory
+
+    emb = _real_embedder(ctx)
+    if emb is None:
+        return
+    n_naive, n_memory = ctx.pick(quick=(10, 100), full=(200, 2000))
+    texts = messages(n_memory, seed=1)
+    with Memory(tmp / "ingest.db", embedder=emb, auto_summarise=False) as mem:
+        t0 = time.perf_counter()
+        mem.add_many({"session_id": "s1", "role": "user", "content": t} for t in texts)
+        rate = n_memory / (time.perf_counter() - t0)
+    naive = NaiveMemory(str(tmp / "ingest-naive.db"), encoder=EmbedderEncoder(emb))
+    t0 = time.perf_counter()
+    for t in texts[:n_naive]:
+        naive.add_to_short_term("s1", "user", t)
+    naive_rate = n_naive / (time.perf_counter() - t0)
+    for name, value, n in (("llmkit.memory", rate, n_memory), ("naive", naive_rate, n_naive)):
+        ctx.report.add("memory", "ingestion (all-MiniLM-L6-v2)", name, value, metric="ingestion rate",
+                       unit="messages/s", baseline="naive", messages=n)
+
+
+def _naive_store(path: Path, texts: Sequence[str], emb: FastEmbedder) -> Any:
+    """A naive store holding ``texts`` as long-term rows (bulk-inserted: its own insert path is timed above)."""
+    from ..memory.naive import NaiveMemory
+
+    naive = NaiveMemory(str(path), encoder=emb)
+    vecs = emb.embed(list(texts))
+    conn = sqlite3.connect(path)
+    conn.executemany("INSERT INTO long_term_memory (concept, content, importance, embedding) VALUES (?,?,?,?)",
+                     [("", t, 0.5, v.tobytes()) for t, v in zip(texts, vecs, strict=True)])
+    conn.commit()
+    conn.close()
+    return naive
+
+
+def retrieval(ctx: Context, tmp: Path) -> None:
+    from ..memory import Memory
+
+    sizes = ctx.pick(quick=[1000, 3000, 10000], full=[1000, 10000, 100000])
+    naive_max = ctx.pick(quick=10000, full=20000)  # beyond this a naive query takes seconds
+    n_queries = ctx.pick(quick=30, full=200)
+    queries = [" ".join(random.Random(q).choices(WORDS, weights=_WEIGHTS, k=4)) for q in range(n_queries)]
+    emb = FastEmbedder()
+    qvecs = emb.embed(queries)
+    with ctx.bar(len(sizes), "memory") as bar:
+        for size in sizes:
+            texts = messages(size, seed=size)
+            rss0 = _rss_mb()
+            path = tmp / f"mem-{size}.db"
+            with Memory(path, embedder=emb, auto_summarise=False) as mem:
+                batch = 5000
+                for i in range(0, size, batch):
+                    mem.add_many({"session_id": f"s{j % 50}", "role": "user", "content": t}
+                                 for j, t in enumerate(texts[i:i + batch], start=i))
+                mem.search(queries[0], k=5, embedding=qvecs[0])  # warm-up
+                lat = []
+                for q, v in zip(queries, qvecs, strict=True):
+                    t0 = time.perf_counter()
+                    mem.search(q, k=5, embedding=v)
+                    lat.append((time.perf_counter() - t0) * 1000)
+                rss = _rss_mb() - rss0
+                nbytes = mem.store.file_bytes()
+            _add_latency(ctx, "llmkit.memory", size, lat)
+            ctx.report.add("memory", f"storage at {size:,}", "llmkit.memory", nbytes / size * 1000 / 1024,
+                           metric="storage per 1,000", unit="KiB", baseline="naive", size=size)
+            ctx.report.add("memory", f"RSS added at {size:,}", "llmkit.memory", rss, metric="RSS added",
+                           unit="MB", size=size)
+            if size <= naive_max:
+                npath = tmp / f"naive-{size}.db"
+                naive = _naive_store(npath, texts, emb)
+                n_q = max(5, len(queries) // 5)
+                lat = []
+                for q in queries[:n_q]:
+                    t0 = time.perf_counter()
+                    naive.retrieve_relevant_memories(q)
+                    lat.append((time.perf_counter() - t0) * 1000)
+                _add_latency(ctx, "naive", size, lat)
+                ctx.report.add("memory", f"storage at {size:,}", "naive", os.path.getsize(npath) / size * 1000 / 1024,
+                               metric="storage per 1,000", unit="KiB", baseline="naive", size=size)
+            bar.update(1)
+
+
+def _add_latency(ctx: Context, who: str, size: int, lat: list[float]) -> None:
+    ctx.report.add("memory", f"search at {size:,}", who, lat, metric="search latency", baseline="naive",
+                   size=size, p50=percentile(lat, 50), p99=percentile(lat, 99))
+
+
+def run(ctx: Context) -> None:
+    try:
+        from .. import memory  # noqa: F401
+        from ..memory import naive  # noqa: F401
+    except ImportError as e:
+        ctx.report.skip("memory", f"llmkit.memory not available ({e})")
+        return
+    import resource
+
+    with tempfile.TemporaryDirectory(prefix="llmkit-bench-mem-") as tmp:
+        ingestion(ctx, Path(tmp))
+        retrieval(ctx, Path(tmp))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    ctx.report.add("memory", "process peak RSS", "bench process", peak, metric="peak RSS", unit="MB")
