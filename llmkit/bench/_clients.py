@@ -189,7 +189,7 @@ def _contenders(kit: Any, raw: RawClients) -> dict[str, dict[str, Callable[[], A
 
 def run(ctx: Context) -> None:
     """Measure every case; rows go to ``ctx.report`` with httpx as each case's baseline."""
-    rounds = ctx.pick(quick=25, full=200)
+    rounds = ctx.pick(quick=15, full=200)
 
     def record(kit: Any) -> None:
         raw = RawClients()

@@ -87,7 +87,7 @@ def ingestion(ctx: Context, tmp: Path) -> None:
     emb = _real_embedder(ctx)
     if emb is None:
         return
-    n_naive, n_memory = ctx.pick(quick=(10, 100), full=(200, 2000))
+    n_naive, n_memory = ctx.pick(quick=(8, 100), full=(200, 2000))
     texts = messages(n_memory, seed=1)
     with Memory(tmp / "ingest.db", embedder=emb, auto_summarise=False) as mem:
         t0 = time.perf_counter()
@@ -122,7 +122,7 @@ def retrieval(ctx: Context, tmp: Path) -> None:
 
     sizes = ctx.pick(quick=[1000, 3000, 10000], full=[1000, 10000, 100000])
     naive_max = ctx.pick(quick=10000, full=20000)  # beyond this a naive query takes seconds
-    n_queries = ctx.pick(quick=30, full=200)
+    n_queries = ctx.pick(quick=20, full=200)
     queries = [" ".join(random.Random(q).choices(WORDS, weights=_WEIGHTS, k=4)) for q in range(n_queries)]
     emb = FastEmbedder()
     qvecs = emb.embed(queries)
