@@ -104,3 +104,22 @@ def test_decorator_options_and_untyped_parameters() -> None:
         @tool
         def untyped(city):  # noqa: ANN001
             """Nothing."""
+
+
+def test_field_defaults_carry_bounds_into_schema_and_validation() -> None:
+    from pydantic import Field
+
+    @tool
+    def query(customer: str, limit: int = Field(10, ge=1, le=100)) -> int:
+        """Query.
+
+        Args:
+            limit: Maximum rows.
+        """
+        return limit
+
+    prop = query.parameters["properties"]["limit"]
+    assert (prop["minimum"], prop["maximum"], prop["default"], prop["description"]) == (1, 100, 10, "Maximum rows.")
+    assert query.validate('{"customer": "a"}')["limit"] == 10
+    with pytest.raises(ToolArgumentError, match="limit"):
+        query.validate('{"customer": "a", "limit": 500}')
