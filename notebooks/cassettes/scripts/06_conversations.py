@@ -1,0 +1,63 @@
+"""Script for lesson 06's cassette (provenance: scripted).
+
+The scripted model only "remembers" what is in the request it receives: the recall answer depends on
+whether the user's name and project are still somewhere in the request (a turn, or a summary in the
+system prompt). Token counts (count_tokens / countTokens and usage) are the renderer's ~4 chars/token
+estimate of the request; live runs get the providers' own numbers.
+"""
+
+import json
+
+from llmkit.replay.scripted import Reply
+
+NAME, PROJECT = "Ada", "tide-gauge dashboard"
+
+TOPICS = {
+    "sse": "Server-sent events keep one HTTP response open and push `data:` lines as they are ready",
+    "retries": "Retry only what can succeed on a second try: 429s and 5xx, with exponential backoff and jitter",
+    "sqlite": "SQLite handles this well: one file, WAL mode for concurrent readers, and an index on the timestamp",
+    "plot": "Plot the raw readings as a thin line and the hourly mean on top, with the tide prediction dashed",
+    "alerts": "Alert on the rate of change, not the level alone, and debounce so one spike does not page anyone",
+    "tests": "Test the parser with recorded sensor payloads, including the malformed ones you have already seen",
+    "deploy": "Ship it as one static binary behind a reverse proxy; keep the config in environment variables",
+    "units": "Store metres as integers of millimetres and convert only at the edges, when you display",
+}
+FILLER = (" That keeps the moving parts few. Measure before you optimise, keep the data you ingest immutable, and "
+          "write down the decision so the next person knows why it was made.")
+
+
+def _recall(blob: str) -> str:
+    knows_name, knows_project = NAME in blob, PROJECT in blob
+    if knows_name and knows_project:
+        return f"You are {NAME}, and at the start you told me about your {PROJECT} in Rust."
+    if knows_project:
+        return f"I don't see your name in our conversation, but you are building a {PROJECT}."
+    return "I'm sorry — I don't know your name or your project; that part of our conversation is not in what I can see."
+
+
+def reply(req):
+    body = req.body or {}
+    blob = json.dumps(body)
+    if req.api in ("count_tokens", "count_gemini"):
+        return Reply()
+    system = json.dumps(body.get("system") or body.get("systemInstruction") or "")
+    text = req.last_user_text()
+    if "Summarise the conversation" in system:
+        facts = []
+        if NAME in text:
+            facts.append(f"The user is {NAME}")
+        if PROJECT in text:
+            facts.append(f"they are building a {PROJECT} in Rust")
+        topics = [t for t in TOPICS if t in text.lower()]
+        if topics:
+            facts.append("we discussed " + ", ".join(topics))
+        return Reply(text=("; ".join(facts) or "Small talk only") + ".")
+    lower = text.lower()
+    if "my name" in lower:
+        return Reply(text=_recall(blob))
+    if lower.startswith("hi"):
+        return Reply(text=f"Nice to meet you, {NAME}! A {PROJECT} sounds fun — what would you like to start with?")
+    for topic, answer in TOPICS.items():
+        if topic in lower:
+            return Reply(text=answer + "." + FILLER)
+    return None
