@@ -143,7 +143,7 @@ def anthropic_messages(messages: list[dict]) -> list[dict]:
                 out.append({"role": "user", "content": [block]})
         elif role == "assistant":
             blocks: list[dict] = [{"type": "text", "text": m["content"]}] if m.get("content") else []
-            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.args()}
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": _safe_args(c)}
                        for c in m.get("tool_calls") or []]
             out.append({"role": "assistant", "content": blocks if m.get("tool_calls") else m.get("content", "")})
         elif isinstance(m["content"], str):
@@ -173,7 +173,7 @@ def gemini_contents(messages: list[dict]) -> list[dict]:
         elif role == "assistant":
             parts: list[dict] = [{"text": m["content"]}] if m.get("content") else []
             for c in m.get("tool_calls") or []:
-                part = {"function_call": {"name": c.name, "args": c.args()}}
+                part = {"function_call": {"name": c.name, "args": _safe_args(c)}}
                 if c.signature:
                     part["thought_signature"] = base64.b64decode(c.signature)
                 parts.append(part)
@@ -189,13 +189,24 @@ def gemini_contents(messages: list[dict]) -> list[dict]:
     return out
 
 
+def _safe_args(call: ToolCallComplete) -> Any:
+    """A call's arguments as an object; malformed JSON (a model mistake) is sent back as ``{}`` — the
+    tool result that answers the call carries the error that explains it."""
+    try:
+        value = call.args()
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {"value": value}
+
+
 def _tool_response(m: dict) -> dict:
     try:
         value = json.loads(m["content"])
     except (TypeError, json.JSONDecodeError):
         value = m["content"]
-    key = "error" if m.get("is_error") else "result"
-    return value if isinstance(value, dict) and not m.get("is_error") else {key: value}
+    if m.get("is_error"):
+        return value if isinstance(value, dict) and "error" in value else {"error": value}
+    return value if isinstance(value, dict) else {"result": value}
 
 
 # --- the calls ---------------------------------------------------------------------------------------

@@ -157,6 +157,7 @@ class Tool:
 
 def _args_model(fn: Callable, param_docs: dict[str, str]) -> Any:
     import pydantic
+    import pydantic.fields  # a submodule: not loaded by `import pydantic` alone
 
     hints = get_type_hints(fn, include_extras=True)
     fields: dict[str, Any] = {}
