@@ -275,11 +275,14 @@ def create_app(kit_or_upstream: Any, *, buffer: EventBuffer | None = None, allow
                     if await relay.buffer.meta(stream_id) is None:
                         return  # expired while we waited
                     continue
-                for event in batch:
-                    yield ServerSentEvent(data=json.dumps(event.data), event=event.event, id=event.id)
-                    after = event.id
-                    if event.terminal:
-                        return
+                # One write per batch: a reader that fell behind catches up in one send, not one per event.
+                ended = next((i for i, e in enumerate(batch) if e.terminal), None)
+                batch = batch if ended is None else batch[:ended + 1]
+                yield b"".join(ServerSentEvent(data=json.dumps(e.data), event=e.event, id=e.id).encode()
+                               for e in batch)
+                after = batch[-1].id
+                if ended is not None:
+                    return
 
         return EventSourceResponse(events(), ping=ping_s, headers={"Cache-Control": "no-store",
                                                                    "X-Accel-Buffering": "no"})

@@ -1,0 +1,130 @@
+"""A bounded load test of the relay server (lesson 9, 09_sse_server): 200 concurrent streams over loopback,
+each client hanging up at random points and resuming with Last-Event-ID; every final text must equal the
+recorded answer. Prints streams/s, p50/p99 time to first event and peak RSS (run with ``-s`` to see them)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import psutil
+import pytest
+from server_helpers import ROOT, answers, body, record_cassette
+
+STREAMS = 200
+
+
+async def _one(client: httpx.AsyncClient, rng: random.Random, key: str) -> tuple[str, float, int]:
+    t0 = time.monotonic()
+    r = await client.post("/api/streams", json=body(key))
+    assert r.status_code == 201, r.text
+    info = r.json()
+    headers = {"authorization": f"Bearer {info['token']}"}
+    text: list[str] = []
+    last = None
+    first_event = None
+    reconnects = 0
+    while True:
+        hang_up_after = rng.choice([None, rng.randint(1, 12), rng.randint(1, 12)]) if reconnects < 4 else None
+        h = dict(headers, **({"last-event-id": last} if last else {}))
+        seen = 0
+        ended = False
+        try:
+            async with client.stream("GET", info["events_url"], headers=h) as resp:
+                assert resp.status_code == 200
+                event = data = None
+                async for line in resp.aiter_lines():
+                    if line.startswith("id:"):
+                        last = line[4:]
+                    elif line.startswith("event:"):
+                        event = line[7:]
+                    elif line.startswith("data:"):
+                        data = json.loads(line[6:])
+                    elif line == "" and event:
+                        first_event = first_event or time.monotonic()
+                        if event == "delta":
+                            text.append(data["text"])
+                            seen += 1
+                        if event in ("done", "error", "cancelled"):
+                            assert event == "done", data
+                            ended = True
+                            break
+                        event = None
+                        if hang_up_after is not None and seen >= hang_up_after:
+                            break
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            pass  # the connection dropped under load (e.g. a keep-alive the server had closed): resume
+        if ended:
+            return "".join(text), first_event - t0, reconnects
+        reconnects += 1
+
+
+class _PeakRss:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        proc = psutil.Process(self.pid)
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, proc.memory_info().rss)
+
+    def __enter__(self) -> _PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_200_concurrent_streams_with_random_reconnects(tmp_path):
+    record_cassette(tmp_path)
+    expected = answers()
+    # The server runs in its own process (as in production), so the clients here do not share its GIL.
+    env = {**os.environ, "LLMKIT_MODE": "replay", "LLMKIT_SPEED": "0.2"}
+    server = subprocess.Popen([sys.executable, "-m", "llmkit.cli", "serve-chat", "--lesson", "relay",
+                               "--cassettes", str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    url = server.stdout.readline().strip()
+    assert url.startswith("http://127.0.0.1:"), "serve-chat did not start"
+    rng = random.Random(9)
+    keys = [rng.choice(["long", "resume", "cancel"]) for _ in range(STREAMS)]
+
+    async def run() -> list[tuple[str, float, int]]:
+        limits = httpx.Limits(max_connections=STREAMS * 2, max_keepalive_connections=STREAMS * 2)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+            return await asyncio.gather(*(_one(client, random.Random(i), k) for i, k in enumerate(keys)))
+
+    try:
+        rss_before = psutil.Process(server.pid).memory_info().rss
+        with _PeakRss(server.pid) as rss:
+            t0 = time.monotonic()
+            results = asyncio.run(asyncio.wait_for(run(), 55))
+            wall = time.monotonic() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    wrong = [i for i, ((text, _, _), k) in enumerate(zip(results, keys, strict=True)) if text != expected[k]]
+    assert not wrong, f"{len(wrong)} streams ended with a different text, e.g. #{wrong[0]}"
+    ttfe = sorted(r[1] * 1000 for r in results)
+    reconnects = sum(r[2] for r in results)
+    p50, p99 = statistics.median(ttfe), ttfe[min(len(ttfe) - 1, round(0.99 * len(ttfe)) - 1)]
+    print(f"\nrelay load: {STREAMS} streams in {wall:.2f} s = {STREAMS / wall:.1f} streams/s; "
+          f"{reconnects} reconnects; time to first event p50 {p50:.0f} ms, p99 {p99:.0f} ms; "
+          f"server peak RSS {rss.peak / 2**20:.0f} MiB (+{(rss.peak - rss_before) / 2**20:.0f} MiB during the run)")
+    assert reconnects > STREAMS / 2, "the test must actually exercise resume"
+    assert wall < 55
+
+
+if __name__ == "__main__":
+    pytest.main([__file__, "-s", "-q"])
