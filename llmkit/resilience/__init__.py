@@ -1,0 +1,108 @@
+"""Errors, retries and fallbacks that hold up in production.
+
+Introduced in lesson 8 (08_errors_and_fallbacks).
+
+- ``classify`` maps any SDK/HTTP failure to an ``ErrorKind`` with ``retryable`` and the
+  server's suggested delay; ``refusal`` spots a completed answer that is a refusal.
+- ``retry_call`` (hand-written, for reading) and ``retry_with_tenacity`` (for use):
+  exponential backoff with full jitter, Retry-After honoured, attempts and a deadline.
+- ``FallbackChain`` tries routes (providers/models) in order and records each ``Hop``.
+- ``CircuitBreaker``/``BreakerRegistry`` and ``RateLimiter`` protect a provider.
+- ``resilient_stream`` retries a stream only before its first text.
+- ``ResilientCaller`` puts them together and logs every attempt.
+- ``FaultInjector``, ``FaultPlan`` and ``FakeClock`` inject real-looking faults.
+
+Build SDK clients with ``max_retries=0`` when retrying here: the openai and anthropic
+SDKs retry 429/5xx twice on their own, so each attempt here would be three requests.
+Importing this package imports no SDK and no HTTP library.
+"""
+
+from ._backoff import Attempt, BackoffPolicy, compute_wait, retry_call
+from ._breaker import BreakerRegistry, BreakerState, CircuitBreaker
+from ._client import AttemptRecord, ResilientCaller, assert_sdk_retries_off, sdk_retries
+from ._errors import (
+    AllRoutesFailed,
+    CallFailed,
+    CircuitOpen,
+    ContentRefused,
+    ResilienceError,
+    StreamInterrupted,
+)
+from ._fallback import FallbackChain, FallbackResult, Hop, Route
+from ._faults import (
+    EXPECTED_KIND,
+    FakeClients,
+    FakeClock,
+    Fault,
+    FaultInjector,
+    FaultPlan,
+    FaultResponse,
+    MidStream,
+    Served,
+    error_response,
+    fake_clients,
+    ok_response,
+    stream_frames,
+)
+from ._ratelimit import RateLimiter, TokenBucket
+from ._refusal import raise_if_refused, refusal
+from ._streaming import resilient_stream, text_of
+from ._taxonomy import TRANSIENT_KINDS, ClassifiedError, ErrorKind, classify, parse_retry_after
+from ._tenacity import (
+    retry_with_tenacity,
+    stop_at_deadline,
+    tenacity_retrying,
+    wait_retry_after,
+)
+
+__all__ = [
+    "EXPECTED_KIND",
+    "TRANSIENT_KINDS",
+    "AllRoutesFailed",
+    "Attempt",
+    "AttemptRecord",
+    "BackoffPolicy",
+    "BreakerRegistry",
+    "BreakerState",
+    "CallFailed",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "ClassifiedError",
+    "ContentRefused",
+    "ErrorKind",
+    "FakeClients",
+    "FakeClock",
+    "FallbackChain",
+    "FallbackResult",
+    "Fault",
+    "FaultInjector",
+    "FaultPlan",
+    "FaultResponse",
+    "Hop",
+    "MidStream",
+    "RateLimiter",
+    "ResilienceError",
+    "ResilientCaller",
+    "Route",
+    "Served",
+    "StreamInterrupted",
+    "TokenBucket",
+    "assert_sdk_retries_off",
+    "classify",
+    "compute_wait",
+    "error_response",
+    "fake_clients",
+    "ok_response",
+    "parse_retry_after",
+    "raise_if_refused",
+    "refusal",
+    "resilient_stream",
+    "retry_call",
+    "retry_with_tenacity",
+    "sdk_retries",
+    "stop_at_deadline",
+    "stream_frames",
+    "tenacity_retrying",
+    "text_of",
+    "wait_retry_after",
+]
