@@ -49,6 +49,15 @@ def kit_upstream(kit: Any) -> Upstream:
         return chat.astream(kit, request.provider, request.neutral_messages(), system=request.system,
                             max_tokens=request.max_tokens)
 
+    async def aclose() -> None:
+        # The async SDK clients were built on the relay's event loop: close them there, and drop them so
+        # that a later loop (the next server, a notebook cell) builds fresh ones.
+        for name in ("openai_async", "anthropic_async"):
+            client = kit.__dict__.pop(name, None)
+            if client is not None:
+                await client.close()
+
+    open_stream.aclose = aclose  # type: ignore[attr-defined]
     return open_stream
 
 
@@ -177,6 +186,8 @@ class Relay:
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         await self.buffer.aclose()
+        if hasattr(self.upstream, "aclose"):
+            await self.upstream.aclose()
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Cancel this process's streams and close the buffer, from any thread (before stopping the server)."""
