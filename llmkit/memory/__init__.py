@@ -1,0 +1,50 @@
+"""Hierarchical memory for LLM applications: short-term, long-term and episodic, in SQLite.
+
+Introduced in lesson 7 (07_memory_systems)::
+
+    from llmkit.memory import Memory
+    mem = Memory("memory.db")
+    mem.add("s1", "user", "I moved to Porto in May")
+    mem.search("where does the user live?")
+
+Storage is one SQLite file (WAL, migrations, float32 vectors); retrieval fuses dense cosine
+similarity with FTS5 BM25; consolidation turns messages into versioned facts with a model call.
+Importing this package does not import torch: the real embedder loads on first use.
+"""
+
+from ._consolidate import (
+    CONSOLIDATION_SYSTEM,
+    CONSOLIDATION_USER,
+    SUMMARY_SYSTEM,
+    SUMMARY_USER,
+    ConsolidationReply,
+    parse_reply,
+)
+from ._embedding import Embedder, HashEmbedder, MiniLMEmbedder
+from ._errors import ConsolidationError, EmbedderError, MemoryDatabaseError, MemorySystemError
+from ._memory import Memory
+from ._store import SCHEMA_VERSION
+from ._types import ConsolidationResult, Episode, Hit, Record, Weights
+
+__all__ = [
+    "CONSOLIDATION_SYSTEM",
+    "CONSOLIDATION_USER",
+    "SCHEMA_VERSION",
+    "SUMMARY_SYSTEM",
+    "SUMMARY_USER",
+    "ConsolidationError",
+    "ConsolidationReply",
+    "ConsolidationResult",
+    "Embedder",
+    "EmbedderError",
+    "Episode",
+    "HashEmbedder",
+    "Hit",
+    "Memory",
+    "MemoryDatabaseError",
+    "MemorySystemError",
+    "MiniLMEmbedder",
+    "Record",
+    "Weights",
+    "parse_reply",
+]

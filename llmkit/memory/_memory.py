@@ -1,0 +1,590 @@
+"""``Memory``: the public face of the hierarchical memory.
+
+Introduced in lesson 7 (07_memory_systems).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from . import _facts
+from ._consolidate import LLM
+from ._embedding import Embedder, MiniLMEmbedder
+from ._errors import EmbedderError, MemoryDatabaseError
+from ._fusion import fuse
+from ._index import DenseIndex
+from ._lexical import LexicalSearcher
+from ._store import SCHEMA_VERSION, Row, Store
+from ._types import (
+    GENERIC_ROLES,
+    KIND_CODE,
+    KINDS,
+    SEARCH_MODES,
+    ConsolidationResult,
+    Episode,
+    Hit,
+    Record,
+    Weights,
+    approx_tokens,
+    check_importance,
+    check_kinds,
+    check_text,
+    encode_json,
+    encode_metadata,
+    from_epoch,
+    to_epoch,
+)
+
+_ITEM_KEYS = {"session_id", "role", "content", "timestamp", "importance", "metadata"}
+
+
+def embedding_text(role: str | None, content: str) -> str:
+    """What gets embedded: the content, led by the speaker's name when the role is a name."""
+    if role and role.strip().lower() not in GENERIC_ROLES:
+        return f"{role}: {content}"
+    return content
+
+
+class Memory:
+    """Short-term messages, long-term facts and episodes in one SQLite file, searched hybrid.
+
+    Introduced in lesson 7 (07_memory_systems)::
+
+        mem = Memory("memory.db")                  # or ":memory:"
+        mem.add("s1", "user", "My cat Pixel hates the vacuum cleaner")
+        mem.search("pets", k=5)                     # best first, never silently empty
+        mem.consolidate("s1", llm=complete)         # messages -> durable facts (a model call)
+
+    Args:
+        path: the SQLite file (created if missing) or ``":memory:"``.
+        embedder: anything with ``name``, ``dim`` and ``embed(texts)``; default: the real
+            all-MiniLM-L6-v2, loaded on first use from the installed package.
+        llm: ``complete(system, user) -> text`` used by :meth:`consolidate` and to summarise
+            turns that leave the short-term window.
+        weights: default ranking weights (:class:`Weights`).
+        window_turns, window_tokens: the short-term window of each session — at most this many
+            recent turns and tokens; older turns are summarised (when ``llm`` is set), never
+            deleted, and stay searchable.
+        auto_summarise: with an ``llm``, summarise as soon as ``summarise_every`` turns have
+            left a session's window (default half the window).
+        count_tokens: token counter for the window and :meth:`context_for` (default ~4
+            characters per token).
+        exact: always scan every vector (no projected pre-selection above 20k memories).
+        lexical_budget: most rows a lexical query may score (rare words are kept first).
+        merge_threshold: cosine above which a new fact is merged into an existing one.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        embedder: Embedder | None = None,
+        llm: LLM | None = None,
+        weights: Weights | None = None,
+        window_turns: int = 20,
+        window_tokens: int = 2000,
+        auto_summarise: bool = True,
+        summarise_every: int | None = None,
+        count_tokens: Callable[[str], int] | None = None,
+        exact: bool = False,
+        lexical_budget: int = 4000,
+        merge_threshold: float = 0.92,
+    ):
+        if window_turns < 1 or window_tokens < 1:
+            raise ValueError("window_turns and window_tokens must be >= 1")
+        self.embedder: Embedder = embedder if embedder is not None else MiniLMEmbedder()
+        self.llm = llm
+        self.weights = weights or Weights()
+        self.window_turns = window_turns
+        self.window_tokens = window_tokens
+        self.auto_summarise = auto_summarise
+        self.summarise_every = summarise_every or max(1, window_turns // 2)
+        self.count_tokens = count_tokens or approx_tokens
+        self.merge_threshold = merge_threshold
+        self.last_timings: dict[str, float] = {}
+        self.store = Store(path)
+        try:
+            self._check_embedder()
+            self.index = DenseIndex(int(self.embedder.dim), exact=exact)
+            self.lexical = LexicalSearcher(self.store.conn, budget=lexical_budget)
+            with self.store.lock:
+                self._load(after=0)
+                self._data_version = self.store.data_version()
+        except BaseException:
+            self.store.close()
+            raise
+
+    # --- opening ---------------------------------------------------------------------------
+
+    def _check_embedder(self) -> None:
+        name = str(getattr(self.embedder, "name", type(self.embedder).__name__))
+        dim = getattr(self.embedder, "dim", None)
+        if not isinstance(dim, int) or dim <= 0 or not callable(getattr(self.embedder, "embed", None)):
+            raise EmbedderError("embedder must have an int `dim` and an `embed(texts)` method")
+        stored_name, stored_dim = self.store.get_meta("embedder"), self.store.get_meta("dim")
+        if stored_name is None:
+            self.store.set_meta("embedder", name)
+            self.store.set_meta("dim", str(dim))
+        elif stored_name != name or int(stored_dim or 0) != dim:
+            raise EmbedderError(
+                f"{self.store.path} was built with embedder {stored_name!r} (dim {stored_dim}) "
+                f"but this Memory uses {name!r} (dim {dim}): vectors from different models "
+                "cannot be compared. Open it with the same embedder, or use a new file."
+            )
+
+    def _load(self, after: int) -> None:
+        """Append rows with id > ``after`` from the database to the index (store lock held)."""
+        dim = self.index.dim
+        try:
+            for rows in self.store.scan(after):
+                blob = b"".join(r[6] for r in rows)
+                if len(blob) != len(rows) * dim * 4:
+                    raise MemoryDatabaseError(
+                        f"{self.store.path}: stored embeddings are not {dim} float32 values each; "
+                        "the file is damaged or was written by another program"
+                    )
+                vecs = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dim)
+                cols = list(zip(*rows, strict=True))
+                self.index.append(
+                    cols[0], vecs, cols[1], cols[2], cols[4], cols[5],
+                    active=[s == 0 for s in cols[3]],
+                )
+        except sqlite3.DatabaseError as exc:
+            raise MemoryDatabaseError(
+                f"{self.store.path} could not be read ({exc}); it may be corrupted: move it "
+                "aside and open a new file, or restore it from a backup"
+            ) from exc
+
+    def _sync(self) -> None:
+        """Catch up with commits made by other connections (store lock held)."""
+        version = self.store.data_version()
+        if version != self._data_version:
+            self._load(after=self.index.max_id)
+            self.index.deactivate(self.store.inactive_ids())
+            self._data_version = version
+
+    def _append_committed(self, ids: list[int], vecs: np.ndarray, kinds, sessions, ts, imp) -> None:
+        """Index rows this connection just committed (store lock held)."""
+        if self.store.data_version() != self._data_version:
+            self._sync()  # another writer committed meanwhile: reload in id order, ours included
+        else:
+            self.index.append(ids, vecs, kinds, sessions, ts, imp)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.store.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        with self.store.lock:
+            self._sync()
+            return len(self.index)
+
+    def __repr__(self) -> str:
+        return f"Memory({self.store.path!r}, {len(self)} memories, embedder={self.embedder!r})"
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def add(
+        self,
+        session_id: str,
+        role: str,
+        content: str,
+        *,
+        timestamp: datetime | str | float | None = None,
+        importance: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Store one message in a session's short-term memory; return its id.
+
+        ``timestamp``: an aware datetime, an ISO 8601 string or epoch seconds; a naive value
+        is taken as UTC; default now. ``importance`` in [0, 1] (default 0.5). ``metadata``:
+        JSON-compatible, returned unchanged by :meth:`search` and :meth:`get`.
+        """
+        item = {"session_id": session_id, "role": role, "content": content,
+                "timestamp": timestamp, "importance": importance, "metadata": metadata}
+        return self.add_many([item])[0]
+
+    def add_many(self, items: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Store many messages in one transaction (embedded in batches); return their ids."""
+        rows: list[tuple] = []
+        texts: list[str] = []
+        sessions: list[str] = []
+        for n, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise TypeError(f"items[{n}] must be a dict, got {type(item).__name__}")
+            unknown = set(item) - _ITEM_KEYS
+            if unknown:
+                raise ValueError(
+                    f"items[{n}] has unknown keys {sorted(unknown)}; allowed: "
+                    f"{sorted(_ITEM_KEYS)} (put anything else in metadata)"
+                )
+            try:
+                session = check_text(item.get("session_id"), "session_id")
+                role = check_text(item.get("role"), "role")
+                content = check_text(item.get("content"), "content")
+                ts, tz = to_epoch(item.get("timestamp"))
+                imp = item.get("importance")
+                imp = 0.5 if imp is None else check_importance(imp)
+                meta = encode_metadata(item.get("metadata"))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"items[{n}]: {exc}") from None
+            rows.append((0, session, role, content, ts, tz, imp, self.count_tokens(content), meta, 0))
+            texts.append(embedding_text(role, content))
+            sessions.append(session)
+        if not rows:
+            return []
+        vecs = self._embed(texts)
+        ids = self._insert(rows, vecs)
+        if self.llm is not None and self.auto_summarise:
+            for session in dict.fromkeys(sessions):
+                if self.pending_summary(session) >= self.summarise_every:
+                    self.summarise(session)
+        return ids
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        vecs = np.asarray(self.embedder.embed(list(texts)), dtype=np.float32)
+        if vecs.shape != (len(texts), self.index.dim):
+            raise EmbedderError(
+                f"embedder returned shape {vecs.shape}, expected ({len(texts)}, {self.index.dim})"
+            )
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        return np.ascontiguousarray(vecs / np.maximum(norms, 1e-12))
+
+    def _insert(self, rows: Sequence[tuple], vecs: np.ndarray, extra=None) -> list[int]:
+        """Insert ``(kind, session name, role, content, ts, tz, importance, tokens, metadata,
+        status)`` rows with their vectors in one transaction, then index them.
+
+        ``extra(conn, ids)`` runs inside the same transaction (episode and fact tables)."""
+        with self.store.lock:
+            with self.store.transaction() as conn:
+                sids = self.store.session_ids(list(dict.fromkeys(r[1] for r in rows)))
+                db_rows = [
+                    (r[0], sids[r[1]], *r[2:], vecs[i].tobytes()) for i, r in enumerate(rows)
+                ]
+                ids = self.store.insert(db_rows)
+                if extra is not None:
+                    extra(conn, ids)
+            self._append_committed(
+                ids, vecs, [r[0] for r in rows], [sids[r[1]] for r in rows],
+                [r[4] for r in rows], [r[6] for r in rows],
+            )
+        return ids
+
+    def record_episode(
+        self,
+        session_id: str,
+        event_type: str,
+        summary: str,
+        full_context: Any,
+        outcome: str,
+        *,
+        timestamp: datetime | str | float | None = None,
+        importance: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Store an episode (something that happened and how it ended); return its id.
+
+        The summary, event type and outcome are searchable; ``full_context`` (any
+        JSON-compatible value) is kept verbatim for :meth:`episode`.
+        """
+        check_text(session_id, "session_id")
+        check_text(event_type, "event_type")
+        check_text(summary, "summary")
+        if not isinstance(outcome, str):
+            raise TypeError(f"outcome must be a str, got {type(outcome).__name__}")
+        context = encode_json(full_context, "full_context")
+        ts, tz = to_epoch(timestamp)
+        imp = 0.5 if importance is None else check_importance(importance)
+        meta = encode_metadata(metadata)
+        text = f"{event_type}: {summary}" + (f" Outcome: {outcome}" if outcome.strip() else "")
+        row = (2, session_id, event_type, summary, ts, tz, imp, self.count_tokens(summary), meta, 0)
+
+        def episode_row(conn: sqlite3.Connection, ids: list[int]) -> None:
+            conn.execute(
+                "INSERT INTO episodes(memory_id, event_type, full_context, outcome) "
+                "VALUES (?, ?, ?, ?)",
+                (ids[0], event_type, context, outcome),
+            )
+
+        return self._insert([row], self._embed([text]), extra=episode_row)[0]
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _record(self, row: Row) -> Record:
+        return Record(
+            id=row.id, kind=KINDS[row.kind], content=row.content,
+            session_id=self.store.session_name(row.session),
+            timestamp=from_epoch(row.ts, row.tz), role=row.role, importance=row.importance,
+            metadata=None if row.metadata is None else json.loads(row.metadata),
+            status="active" if row.status == 0 else "superseded",
+        )
+
+    def get(self, memory_id: int) -> Record:
+        """The memory with this id (``KeyError`` if there is none)."""
+        row = self.store.fetch([memory_id]).get(memory_id)
+        if row is None:
+            raise KeyError(f"no memory with id {memory_id}")
+        return self._record(row)
+
+    def episode(self, memory_id: int) -> Episode:
+        """The full episode recorded under this id."""
+        with self.store.lock:
+            row = self.store.conn.execute(
+                "SELECT event_type, full_context, outcome FROM episodes WHERE memory_id = ?",
+                (memory_id,),
+            ).fetchone()
+        if row is None:
+            raise KeyError(f"no episode with id {memory_id}")
+        rec = self.get(memory_id)
+        return Episode(memory_id, rec.session_id, row[0], rec.content, json.loads(row[1]),
+                       row[2], rec.timestamp, rec.metadata)
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        session_id: str | None = None,
+        kinds: str | Iterable[str] | None = None,
+        mode: str = "hybrid",
+        weights: Weights | None = None,
+        now: datetime | None = None,
+        embedding: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """The ``k`` most relevant active memories, best first.
+
+        ``mode``: ``"hybrid"`` (dense + BM25, fused by rank), ``"dense"`` or ``"lexical"``.
+        ``kinds`` limits the kinds searched; ``session_id`` limits to one session.
+        ``embedding``: a precomputed query vector (skips the embedder).
+        No similarity threshold: if there are memories, there are hits.
+        """
+        check_text(query, "query")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        if mode not in SEARCH_MODES:
+            raise ValueError(f"mode must be one of {SEARCH_MODES}, got {mode!r}")
+        kind_names = check_kinds(kinds)
+        codes = None if kind_names is None else [KIND_CODE[n] for n in kind_names]
+        weights = weights or self.weights
+        depth = max(100, 5 * k)
+        t0 = time.perf_counter()
+        qvec = None
+        if mode != "lexical":
+            qvec = self._embed([query])[0] if embedding is None else np.asarray(embedding, np.float32)
+        t1 = time.perf_counter()
+        with self.store.lock:
+            self._sync()
+            sid = None
+            if session_id is not None:
+                sid = self.store.session_id(check_text(session_id, "session_id"))
+                if sid is None:
+                    return []
+            snap = self.index.snapshot()
+            lexical: list[tuple[int, float]] = []
+            mass = 0.0
+            if mode != "dense":
+                lexical, mass = self.lexical.search(
+                    query, depth + snap.inactive, rows=snap.n, kinds=codes, session=sid
+                )
+        t2 = time.perf_counter()
+        dense: list[tuple[int, float]] = []
+        if qvec is not None:
+            ids, scores = self.index.search(qvec, depth, kinds=codes, session=sid, snap=snap)
+            dense = list(zip(ids.tolist(), scores.tolist(), strict=True))
+        t3 = time.perf_counter()
+        if lexical:
+            pos = snap.positions([i for i, _ in lexical])
+            keep = snap.active[np.minimum(pos, snap.n - 1)]
+            lexical = [pair for pair, ok in zip(lexical, keep, strict=True) if ok][:depth]
+        cand_ids = sorted({i for i, _ in dense} | {i for i, _ in lexical})
+        pos = snap.positions(cand_ids)
+        ts = dict(zip(cand_ids, snap.ts[pos].tolist(), strict=True))
+        imp = dict(zip(cand_ids, snap.importance[pos].tolist(), strict=True))
+        cosine = None
+        if qvec is not None and lexical:
+            lex_ids = [i for i, _ in lexical]
+            cosine = dict(zip(lex_ids, (snap.vecs[snap.positions(lex_ids)] @ qvec).tolist(),
+                              strict=True))
+        fused = fuse(dense, lexical, weights, ts=ts, importance=imp, cosine=cosine,
+                     lexical_mass=mass, now=(now or datetime.now(UTC)).timestamp(),
+                     use_dense=mode != "lexical", use_lexical=mode != "dense")[:k]
+        t4 = time.perf_counter()
+        rows = self.store.fetch([f.id for f in fused])
+        hits = []
+        for f in fused:
+            rec = self._record(rows[f.id])
+            hits.append(Hit(rec.id, rec.kind, rec.content, f.score, rec.session_id, rec.timestamp,
+                            rec.metadata, rec.role, rec.importance, f.dense, f.lexical))
+        t5 = time.perf_counter()
+        self.last_timings = {
+            "embed_ms": (t1 - t0) * 1e3, "lexical_ms": (t2 - t1) * 1e3,
+            "dense_ms": (t3 - t2) * 1e3, "fuse_ms": (t4 - t3) * 1e3,
+            "fetch_ms": (t5 - t4) * 1e3, "total_ms": (t5 - t0) * 1e3,
+        }
+        return hits
+
+    # --- the short-term window -------------------------------------------------------------
+
+    def _window_rows(self, sid: int) -> list[Row]:
+        rows = self.store.recent_messages(sid, self.window_turns)
+        total = 0
+        keep = 0
+        for row in reversed(rows):
+            if keep and total + row.tokens > self.window_tokens:
+                break
+            total += row.tokens
+            keep += 1
+        return rows[len(rows) - keep :]
+
+    def window(self, session_id: str) -> list[Record]:
+        """The session's short-term window: its latest turns within the count/token limits."""
+        sid = self.store.session_id(check_text(session_id, "session_id"))
+        return [] if sid is None else [self._record(r) for r in self._window_rows(sid)]
+
+    def summary(self, session_id: str) -> str | None:
+        """The running summary of the turns that left the session's window (if any)."""
+        sid = self.store.session_id(check_text(session_id, "session_id"))
+        return None if sid is None else self.store.session_state(sid)[0]
+
+    def pending_summary(self, session_id: str) -> int:
+        """How many turns have left the window and are not in the summary yet."""
+        sid = self.store.session_id(check_text(session_id, "session_id"))
+        if sid is None:
+            return 0
+        window = self._window_rows(sid)
+        if not window:
+            return 0
+        upto = self.store.session_state(sid)[1]
+        with self.store.lock:
+            return self.store.conn.execute(
+                "SELECT count(*) FROM memories WHERE session = ? AND kind = 0 AND id > ? "
+                "AND id < ?",
+                (sid, upto, window[0].id),
+            ).fetchone()[0]
+
+    # --- consolidation (see _facts.py) -----------------------------------------------------
+
+    def summarise(self, session_id: str, *, llm: LLM | None = None) -> int:
+        """Fold the turns that left the window into the session's running summary (model
+        calls); return how many turns were folded in. Turns are never deleted."""
+        return _facts.summarise(self, session_id, llm)
+
+    def consolidate(
+        self, session_id: str, *, llm: LLM | None = None, batch_size: int = 40
+    ) -> ConsolidationResult:
+        """Turn the session's new messages into long-term facts with a model call.
+
+        The model sees the new messages and the most similar known facts and answers with
+        add / update / duplicate operations. Updates keep the old version (see
+        :meth:`history`); every fact links to the messages it came from (:meth:`sources`);
+        messages are never deleted. Each batch is applied atomically: an unusable reply raises
+        :class:`ConsolidationError` and leaves that batch pending.
+        """
+        return _facts.consolidate(self, session_id, llm, batch_size)
+
+    def sources(self, fact_id: int) -> list[Record]:
+        """The messages a fact (and its earlier versions) came from, oldest first."""
+        chain = [r.id for r in self.history(fact_id)]
+        with self.store.lock:
+            marks = ",".join("?" * len(chain))
+            ids = [r[0] for r in self.store.conn.execute(
+                f"SELECT DISTINCT message_id FROM fact_sources WHERE fact_id IN ({marks}) "
+                "ORDER BY message_id", chain)]
+        rows = self.store.fetch(ids)
+        return [self._record(rows[i]) for i in ids if i in rows]
+
+    def history(self, fact_id: int) -> list[Record]:
+        """Every version of a fact, oldest first, ending with ``fact_id``'s version."""
+        chain = []
+        current: int | None = fact_id
+        with self.store.lock:
+            while current is not None:
+                chain.append(current)
+                row = self.store.conn.execute(
+                    "SELECT supersedes FROM facts WHERE memory_id = ?", (current,)
+                ).fetchone()
+                if row is None and current == fact_id:
+                    raise KeyError(f"no long-term fact with id {fact_id}")
+                current = row[0] if row else None
+        rows = self.store.fetch(chain)
+        return [self._record(rows[i]) for i in reversed(chain)]
+
+    # --- prompts and numbers ---------------------------------------------------------------
+
+    def context_for(
+        self,
+        query: str,
+        *,
+        session_id: str | None = None,
+        max_tokens: int = 800,
+        k: int = 8,
+        include_recent: bool = True,
+    ) -> str:
+        """The memory text to put in a prompt, within ``max_tokens``.
+
+        With a ``session_id``: the session's running summary (up to a quarter of the budget)
+        and its recent window (up to a third, newest turns kept), then the memories most
+        relevant to ``query`` from every session, best first, until the budget is spent.
+        """
+        from ._context import build_context
+
+        return build_context(self, query, session_id, max_tokens, k, include_recent)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts, sizes and settings, e.g. for ``pandas.Series(mem.stats())``."""
+        with self.store.lock:
+            self._sync()
+            counts = dict.fromkeys(
+                ("short_term", "long_term", "long_term_superseded", "episodic"), 0
+            )
+            for kind, status, n in self.store.conn.execute(
+                "SELECT kind, status, count(*) FROM memories GROUP BY kind, status"
+            ):
+                key = KINDS[kind] + ("_superseded" if status else "")
+                counts[key] = counts.get(key, 0) + n
+            sessions = self.store.conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+            unconsolidated = self.store.conn.execute(
+                "SELECT count(*) FROM memories m JOIN sessions s ON s.id = m.session "
+                "WHERE m.kind = 0 AND m.id > s.consolidated_upto"
+            ).fetchone()[0]
+            summaries = self.store.conn.execute("SELECT count(*) FROM summaries").fetchone()[0]
+            db_bytes = self.store.file_bytes()
+        total = sum(counts.values())
+        return {
+            "memories": total, **counts, "sessions": sessions,
+            "unconsolidated_messages": unconsolidated, "summaries": summaries,
+            "db_bytes": db_bytes, "bytes_per_memory": round(db_bytes / total, 1) if total else None,
+            "index_rows": len(self.index), "index_projected_dims": self.index.projected_dims,
+            "embedder": str(getattr(self.embedder, "name", "?")), "dim": self.index.dim,
+            "schema_version": SCHEMA_VERSION, "path": self.store.path,
+        }
+
+    def check(self) -> dict[str, bool]:
+        """Integrity checks: SQLite's own, the FTS index's, and index == database."""
+        with self.store.lock:
+            self._sync()
+            c = self.store.conn
+            sqlite_ok = c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            try:
+                c.execute("INSERT INTO memories_fts(memories_fts, rank) VALUES ('integrity-check', 1)")
+                fts_ok = True
+            except sqlite3.DatabaseError:
+                fts_ok = False
+            n = c.execute("SELECT count(*) FROM memories").fetchone()[0]
+            top = c.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0]
+        return {"sqlite": sqlite_ok, "fts": fts_ok,
+                "index": n == len(self.index) and top == self.index.max_id}

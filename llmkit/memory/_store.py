@@ -1,0 +1,356 @@
+"""The SQLite store: one long-lived WAL connection, schema migrations, transactions.
+
+Introduced in lesson 7 (07_memory_systems). Every memory (message, fact, episode) is one row of
+``memories`` with its embedding as a float32 blob; ``memories_fts`` is an external-content FTS5
+index over the same rows (no second copy of the text). The schema version lives in
+``PRAGMA user_version`` and each entry of :data:`MIGRATIONS` moves a database one version up,
+inside a transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ._errors import MemoryDatabaseError
+
+APPLICATION_ID = 0x4C4B4D4D  # "LKMM": marks a file as an llmkit memory database
+PAGE_SIZE = 16384  # a row (1.5 KB vector + text) wastes ~15% of a 4 KB page, ~2% of a 16 KB one
+
+_V1 = [
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE sessions(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+    """CREATE TABLE memories(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind INTEGER NOT NULL,             -- 0 short_term, 1 long_term, 2 episodic
+        session INTEGER NOT NULL REFERENCES sessions(id),
+        role TEXT,                         -- speaker, event type (episodes) or NULL (facts)
+        content TEXT NOT NULL,
+        ts REAL NOT NULL,                  -- UTC epoch seconds
+        tz INTEGER NOT NULL DEFAULT 0,     -- UTC offset of the original timestamp, seconds
+        importance REAL NOT NULL,
+        tokens INTEGER NOT NULL,
+        metadata TEXT,                     -- the caller's JSON, verbatim
+        status INTEGER NOT NULL DEFAULT 0, -- 0 active, 1 superseded
+        embedding BLOB NOT NULL,           -- float32, L2-normalised
+        speaker TEXT GENERATED ALWAYS AS ( -- the role when it is a name: indexed, not stored
+            CASE WHEN lower(role) IN ('ai', 'assistant', 'developer', 'human', 'model', 'system', 'tool', 'user')
+            THEN NULL ELSE role END) VIRTUAL   -- the roles of _types.GENERIC_ROLES
+    )""",
+    "CREATE INDEX memories_by_session ON memories(session, kind, id)",
+    """CREATE VIRTUAL TABLE memories_fts USING fts5(
+        speaker, content, content='memories', content_rowid='id',
+        tokenize='porter unicode61 remove_diacritics 2')""",
+    """CREATE TRIGGER memories_ai AFTER INSERT ON memories BEGIN
+        INSERT INTO memories_fts(rowid, speaker, content) VALUES (new.id, new.speaker, new.content);
+    END""",
+    """CREATE TRIGGER memories_ad AFTER DELETE ON memories BEGIN
+        INSERT INTO memories_fts(memories_fts, rowid, speaker, content)
+        VALUES ('delete', old.id, old.speaker, old.content);
+    END""",
+    """CREATE TRIGGER memories_au AFTER UPDATE OF role, content ON memories BEGIN
+        INSERT INTO memories_fts(memories_fts, rowid, speaker, content)
+        VALUES ('delete', old.id, old.speaker, old.content);
+        INSERT INTO memories_fts(rowid, speaker, content) VALUES (new.id, new.speaker, new.content);
+    END""",
+    """CREATE TABLE episodes(
+        memory_id INTEGER PRIMARY KEY REFERENCES memories(id),
+        event_type TEXT NOT NULL, full_context TEXT NOT NULL, outcome TEXT NOT NULL)""",
+]
+
+_V2 = [  # consolidation: versioned facts with their sources, rolling summaries, watermarks
+    "ALTER TABLE sessions ADD COLUMN summary TEXT",
+    "ALTER TABLE sessions ADD COLUMN summarised_upto INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE sessions ADD COLUMN consolidated_upto INTEGER NOT NULL DEFAULT 0",
+    """CREATE TABLE facts(
+        memory_id INTEGER PRIMARY KEY REFERENCES memories(id),
+        supersedes INTEGER REFERENCES memories(id),
+        superseded_by INTEGER REFERENCES memories(id),
+        mentions INTEGER NOT NULL DEFAULT 1)""",
+    """CREATE TABLE fact_sources(
+        fact_id INTEGER NOT NULL REFERENCES memories(id),
+        message_id INTEGER NOT NULL REFERENCES memories(id),
+        PRIMARY KEY (fact_id, message_id)) WITHOUT ROWID""",
+    """CREATE TABLE summaries(
+        id INTEGER PRIMARY KEY, session INTEGER NOT NULL REFERENCES sessions(id),
+        upto INTEGER NOT NULL, content TEXT NOT NULL, created REAL NOT NULL)""",
+]
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("memories, sessions, episodes and the FTS5 index", _V1),
+    ("consolidation: facts with history and sources, summaries, session watermarks", _V2),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+COLUMNS = "id, kind, session, role, content, ts, tz, importance, tokens, metadata, status"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: int
+    kind: int
+    session: int
+    role: str | None
+    content: str
+    ts: float
+    tz: int
+    importance: float
+    tokens: int
+    metadata: str | None
+    status: int
+
+
+def _corrupt(path: str, exc: Exception) -> MemoryDatabaseError:
+    return MemoryDatabaseError(
+        f"{path} is not a usable SQLite database ({exc}). It may be corrupted or not a "
+        "database at all: move it aside (keep it for recovery) and open a new file, "
+        "or restore it from a backup."
+    )
+
+
+class Store:
+    """One SQLite connection shared by all threads, guarded by :attr:`lock`."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = os.fspath(path)
+        self.lock = threading.RLock()
+        self._session_names: dict[int, str] = {}
+        self._session_ids: dict[str, int] = {}
+        try:
+            self.conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30.0
+            )
+        except sqlite3.Error as exc:
+            raise MemoryDatabaseError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            self._open()
+        except MemoryDatabaseError:
+            self.conn.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise _corrupt(self.path, exc) from exc
+
+    # --- opening and migrating -------------------------------------------------------------
+
+    def _open(self) -> None:
+        c = self.conn
+        app_id = c.execute("PRAGMA application_id").fetchone()[0]
+        version = c.execute("PRAGMA user_version").fetchone()[0]
+        tables = c.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if tables == 0 and version == 0:
+            c.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only possible before the first table
+        elif app_id != APPLICATION_ID:
+            raise MemoryDatabaseError(
+                f"{self.path} is a SQLite database but not an llmkit memory database "
+                "(it has other tables): pass a new file name"
+            )
+        if version > SCHEMA_VERSION:
+            raise MemoryDatabaseError(
+                f"{self.path} has schema version {version}, written by a newer llmkit; this one "
+                f"knows versions up to {SCHEMA_VERSION}: upgrade llmkit to open it"
+            )
+        c.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+        c.execute("PRAGMA synchronous = NORMAL")  # with WAL: consistent after a crash
+        c.execute("PRAGMA foreign_keys = ON")
+        c.execute("PRAGMA busy_timeout = 30000")
+        c.execute("PRAGMA cache_size = -65536")
+        c.execute("PRAGMA temp_store = MEMORY")
+        self.migrate()
+
+    def migrate(self, target: int = SCHEMA_VERSION) -> int:
+        """Apply the pending migrations up to ``target``; return the version reached."""
+        with self.lock:
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            for number in range(version + 1, target + 1):
+                _, statements = MIGRATIONS[number - 1]
+                with self.transaction():
+                    for sql in statements:
+                        self.conn.execute(sql)
+                    if number == 1:
+                        self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    self.conn.execute(f"PRAGMA user_version = {number}")
+                version = number
+            return version
+
+    @property
+    def version(self) -> int:
+        with self.lock:
+            return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls everything back."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                self.forget_uncommitted_sessions()
+                raise
+            self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self.lock:
+            try:
+                self.conn.execute("PRAGMA optimize")
+            except sqlite3.Error:
+                pass
+            self.conn.close()
+
+    # --- meta and sessions -----------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self.lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def session_ids(self, names: Sequence[str]) -> dict[str, int]:
+        """Integer ids for session names, creating missing ones (call inside a transaction)."""
+        out: dict[str, int] = {}
+        for name in names:
+            sid = self._session_ids.get(name)
+            if sid is None:
+                row = self.conn.execute("SELECT id FROM sessions WHERE name = ?", (name,)).fetchone()
+                if row is None:
+                    sid = self.conn.execute(
+                        "INSERT INTO sessions(name) VALUES (?)", (name,)
+                    ).lastrowid
+                else:
+                    sid = row[0]
+                assert sid is not None
+                # a rollback clears these caches (see transaction())
+                self._session_ids[name] = sid
+                self._session_names[sid] = name
+            out[name] = sid
+        return out
+
+    def forget_uncommitted_sessions(self) -> None:
+        self._session_ids.clear()
+        self._session_names.clear()
+
+    def session_id(self, name: str) -> int | None:
+        if name in self._session_ids:
+            return self._session_ids[name]
+        with self.lock:
+            row = self.conn.execute("SELECT id FROM sessions WHERE name = ?", (name,)).fetchone()
+        if row:
+            self._session_ids[name] = row[0]
+            self._session_names[row[0]] = name
+            return row[0]
+        return None
+
+    def session_name(self, sid: int) -> str:
+        name = self._session_names.get(sid)
+        if name is None:
+            with self.lock:
+                row = self.conn.execute("SELECT name FROM sessions WHERE id = ?", (sid,)).fetchone()
+            name = row[0]
+            self._session_names[sid] = name
+            self._session_ids[name] = sid
+        return name
+
+    # --- rows ------------------------------------------------------------------------------
+
+    def insert(self, rows: Sequence[tuple]) -> list[int]:
+        """Insert rows ``(kind, session, role, content, ts, tz, importance, tokens, metadata,
+        status, embedding)`` inside the caller's transaction; return their ids in order."""
+        base = self.conn.execute(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'memories'), 0)"
+        ).fetchone()[0]
+        ids = list(range(base + 1, base + 1 + len(rows)))
+        self.conn.executemany(
+            f"INSERT INTO memories({COLUMNS}, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(i, *row) for i, row in zip(ids, rows, strict=True)],
+        )
+        return ids
+
+    def fetch(self, ids: Sequence[int]) -> dict[int, Row]:
+        if not ids:
+            return {}
+        out: dict[int, Row] = {}
+        with self.lock:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                for r in self.conn.execute(
+                    f"SELECT {COLUMNS} FROM memories WHERE id IN ({marks})", chunk
+                ):
+                    out[r[0]] = Row(*r)
+        return out
+
+    def embeddings(self, ids: Sequence[int]) -> dict[int, bytes]:
+        with self.lock:
+            marks = ",".join("?" * len(ids))
+            rows = self.conn.execute(
+                f"SELECT id, embedding FROM memories WHERE id IN ({marks})", list(ids)
+            ).fetchall()
+        return dict(rows)
+
+    def scan(self, after_id: int = 0, chunk: int = 20000) -> Iterator[list[tuple]]:
+        """Yield ``(id, kind, session, status, ts, importance, embedding)`` rows in id order."""
+        last = after_id
+        while True:
+            with self.lock:
+                rows = self.conn.execute(
+                    "SELECT id, kind, session, status, ts, importance, embedding FROM memories "
+                    "WHERE id > ? ORDER BY id LIMIT ?",
+                    (last, chunk),
+                ).fetchall()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+
+    def inactive_ids(self) -> list[int]:
+        with self.lock:
+            return [r[0] for r in self.conn.execute("SELECT id FROM memories WHERE status != 0")]
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (never for our own commits)."""
+        with self.lock:
+            return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def recent_messages(self, session: int, limit: int) -> list[Row]:
+        """The last ``limit`` messages of a session, oldest first."""
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT {COLUMNS} FROM memories WHERE session = ? AND kind = 0 "
+                "ORDER BY id DESC LIMIT ?",
+                (session, limit),
+            ).fetchall()
+        return [Row(*r) for r in reversed(rows)]
+
+    def messages_between(self, session: int, after: int, upto: int | None = None) -> list[Row]:
+        """Messages of a session with ``after < id <= upto``, oldest first."""
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT {COLUMNS} FROM memories WHERE session = ? AND kind = 0 AND id > ? "
+                "AND id <= ? ORDER BY id",
+                (session, after, upto if upto is not None else 2**62),
+            ).fetchall()
+        return [Row(*r) for r in rows]
+
+    def session_state(self, session: int) -> tuple[str | None, int, int]:
+        """(rolling summary, summarised_upto, consolidated_upto)."""
+        with self.lock:
+            row = self.conn.execute(
+                "SELECT summary, summarised_upto, consolidated_upto FROM sessions WHERE id = ?",
+                (session,),
+            ).fetchone()
+        return (row[0], row[1], row[2]) if row else (None, 0, 0)
+
+    def file_bytes(self) -> int:
+        with self.lock:
+            pages = self.conn.execute("PRAGMA page_count").fetchone()[0]
+            size = self.conn.execute("PRAGMA page_size").fetchone()[0]
+        return pages * size
