@@ -10,6 +10,7 @@ written and the error names the field. Upstream base URLs come from ``LLMKIT_UPS
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import os
 import threading
@@ -86,10 +87,11 @@ class Recorder:
                                      scrub(request.body, self.secrets))
         async with client.stream(request.method, url, content=raw, headers=fwd) as upstream:
             resp_headers = scrub_headers(dict(upstream.headers), self.secrets)
-            is_stream = upstream.headers.get("content-type", "").startswith("text/event-stream") or (
-                upstream.status_code < 400
-                and providers.wants_stream(request.provider, request.path,
-                                           dict(parse_qsl(request.query)), request.body))
+            # An error answer to a stream request is plain JSON, even under an event-stream content type.
+            is_stream = upstream.status_code < 400 and (
+                upstream.headers.get("content-type", "").startswith("text/event-stream")
+                or providers.wants_stream(request.provider, request.path,
+                                          dict(parse_qsl(request.query)), request.body))
             out_headers = [(k.encode(), v.encode()) for k, v in upstream.headers.items()
                            if k.lower() not in ("content-length", "content-encoding", "transfer-encoding",
                                                 "connection")]
@@ -120,16 +122,19 @@ class Recorder:
             frames: list[Frame] = []
             kind = providers.stream_kind(request.provider, request.path, dict(parse_qsl(request.query)))
             buffer = b""
+            text = codecs.getincrementaldecoder("utf-8")()  # a network chunk may end inside a character
             async for chunk in upstream.aiter_bytes():
                 now = (loop.time() - t0) * 1000
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if kind == "sse":
                     pieces, buffer = split_frames(buffer + chunk)
-                else:
-                    pieces = [chunk]
-                frames += [Frame(now, p.decode("utf-8")) for p in pieces]
-            if buffer:
-                frames.append(Frame((loop.time() - t0) * 1000, buffer.decode("utf-8")))
+                    frames += [Frame(now, p.decode("utf-8")) for p in pieces]
+                elif piece := text.decode(chunk):
+                    frames.append(Frame(now, piece))
+            if buffer or kind != "sse":
+                rest = buffer.decode("utf-8") if kind == "sse" else text.decode(b"", final=True)
+                if rest:
+                    frames.append(Frame((loop.time() - t0) * 1000, rest))
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         frames = [Frame(f.t_ms, scrub_text(f.raw, self.secrets)) for f in frames]
         resp = RecordedResponse(upstream.status_code, resp_headers, stream=frames, headers_ms=headers_ms)

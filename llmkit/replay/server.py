@@ -68,6 +68,9 @@ class _DisconnectAwareSend:
 
     async def __call__(self, message: dict) -> None:
         if self._gone.is_set():
+            if message.get("type") == "http.response.body" and not message.get("body") \
+                    and not message.get("more_body"):
+                return  # only the end-of-body marker is left: the client has every byte (the exchange counts)
             raise _ClientGone()
         await self._send(message)
 
@@ -96,6 +99,8 @@ class ReplayApp:
         self.speed = speed
         self.misses: list[CassetteMiss] = []
         self.observers: list[Callable[[Exchange], None]] = []
+        # Requests whose client hung up before the answer was complete (a Stop button, a timeout).
+        self.disconnects: list[RecordedRequest] = []
 
     # --- ASGI entry point ------------------------------------------------------------------------
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
@@ -126,7 +131,7 @@ class ReplayApp:
         try:
             await self._answer(scope, request, raw, send, t0)
         except _ClientGone:
-            pass  # the client hung up (a closed stream, a timeout): stop sending, quietly
+            self.disconnects.append(request)  # the client hung up: stop sending, quietly, and note it
         finally:
             send.stop()
 
@@ -221,8 +226,8 @@ async def serve_response(send: Send, request: RecordedRequest, index: int | None
         if fault is not None and fault.error_after is not None and n >= fault.error_after:
             event = providers.error_event(request.provider, request.path, fault.message or "Overloaded",
                                           fault.event_status, kind=kind)
-            if kind == "json-array":
-                event += "]"
+            if kind == "json-array":  # close the array (and open it, if nothing was sent yet)
+                event = ("[" + event[1:] if n == 0 else event) + "]"
             sent.append(event.encode())
             await send({"type": "http.response.body", "body": event.encode(), "more_body": False})
             return b"".join(sent)
@@ -346,7 +351,9 @@ def serve_cassette(path: str, *, port: int = 0, speed: float = 1.0, play_log: st
             if ex.interaction is None and app.misses:
                 print("  " + str(app.misses[-1]).replace("\n", "\n  "), flush=True)
         app.observers.append(log)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP; without it every
+    # response waits ~40 ms on Nagle + delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)  # connections queue from now on, so the URL is usable as soon as it is printed

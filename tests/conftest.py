@@ -1,0 +1,63 @@
+"""Fixtures every test gets: a clean environment and no network guard left behind.
+
+Introduced in lesson 0 (00_setup_and_replay). Tests never see the developer's keys, modes or proxies
+(the variables are removed for the test's duration), and whatever a test installs - the network guard,
+a kit's embedded server - is undone when it ends. Helpers that build cassettes and run replay servers
+live in ``replay_helpers.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from llmkit import guard
+
+# Provider keys and endpoint overrides the SDKs read from the environment, and proxies that would
+# send loopback traffic elsewhere.
+_CLEARED = {
+    "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_WEBHOOK_SECRET",
+    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL",
+    "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_GENAI_USE_VERTEXAI",
+    "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_APPLICATION_CREDENTIALS",
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy",
+}
+
+
+# Where test data lives is not a kit setting: it stays.
+_KEPT = {"LLMKIT_CONFORMANCE_DIR"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Remove every LLMKIT_* setting, provider key and proxy from the environment for one test."""
+    for name in list(os.environ):
+        if (name.startswith("LLMKIT_") and name not in _KEPT) or name in _CLEARED:
+            monkeypatch.delenv(name)
+    yield
+
+
+@pytest.fixture(autouse=True)
+def no_guard_left_behind() -> Iterator[None]:
+    """Whatever a test did, the network guard is off afterwards."""
+    yield
+    guard.uninstall()
+
+
+@pytest.fixture
+def serve() -> Iterator:
+    """``serve(cassette_or_interactions, speed=0.0)`` runs a replay server; all are stopped at teardown."""
+    from replay_helpers import Served, start_server
+
+    started: list[Served] = []
+
+    def start(source, *, speed: float = 0.0) -> Served:
+        served = start_server(source, speed=speed)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
