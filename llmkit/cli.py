@@ -127,7 +127,7 @@ def _add_cassette(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``llmkit`` argument parser with every subcommand registered."""
+    """The ``llmkit`` argument parser with every subcommand registered (lesson 0)."""
     parser = argparse.ArgumentParser(prog="llmkit", description="llmkit: replay server, cassettes and tools "
                                      "for the lessons in notebooks/.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``llmkit`` console script; returns the exit status."""
+    """Entry point of the ``llmkit`` console script; returns the exit status (lesson 0)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

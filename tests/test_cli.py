@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
@@ -64,6 +65,13 @@ def test_serve_prints_its_url_first_answers_and_stops_on_a_signal(two_interactio
         assert response.json()["choices"][0]["message"]["content"] == "Hello from the CLI."
         miss = httpx2.post(f"{first}{OPENAI_CHAT}", json=chat_body("something new"), timeout=10)
         assert miss.status_code == 400 and miss.json()["error"]["code"] == "cassette_miss"
+        with httpx2.Client() as client:  # TCP_NODELAY is on: no ~40 ms Nagle/delayed-ACK stall per call
+            times = []
+            for _ in range(5):
+                t0 = time.perf_counter()
+                client.post(f"{first}{OPENAI_CHAT}", json=chat_body("hi"), timeout=10)
+                times.append(time.perf_counter() - t0)
+        assert sorted(times)[2] < 0.025, times
         proc.send_signal(stop)
         assert proc.wait(timeout=15) == 0
     finally:

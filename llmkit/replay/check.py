@@ -33,7 +33,7 @@ _SSE_ENDINGS = ("\n\n", "\r\n\r\n", "\r\r")
 
 @dataclass
 class CheckReport:
-    """What :func:`check_cassette` found. ``ok`` is False when there is an error or a secret."""
+    """What :func:`check_cassette` found (lesson 0). ``ok`` is False when there is an error or a secret."""
 
     path: Path
     summary: str = ""
@@ -93,7 +93,7 @@ def _check_interactions(cassette: Cassette, report: CheckReport) -> None:
 
 
 def check_cassette(path: str | os.PathLike[str], played_log: str | os.PathLike[str] | None = None) -> CheckReport:
-    """Validate the cassette at ``path``; with ``played_log``, also list the interactions never played."""
+    """Validate the cassette at ``path`` (lesson 0); with ``played_log``, also list what was never played."""
     report = CheckReport(Path(path))
     try:
         cassette = Cassette.load(path)
@@ -112,7 +112,7 @@ def check_cassette(path: str | os.PathLike[str], played_log: str | os.PathLike[s
 
 # --- play logs -----------------------------------------------------------------------------------------
 def write_play_log(player: Player, path: str | os.PathLike[str]) -> Path:
-    """Write which interactions a :class:`Player` served: ``{"cassette": ..., "played": [...]}``."""
+    """Write which interactions a :class:`Player` served (lesson 0): ``{"cassette": ..., "played": [...]}``."""
     path = Path(path)
     doc = {"cassette": player.cassette.name, "interactions": len(player.cassette.interactions),
            "played": sorted(player.played)}
@@ -121,7 +121,7 @@ def write_play_log(player: Player, path: str | os.PathLike[str]) -> Path:
 
 
 def read_play_log(path: str | os.PathLike[str]) -> set[int]:
-    """Indices from a play log: the JSON that :func:`write_play_log` writes, a JSON list, or one per line."""
+    """Indices from a play log (lesson 0): what :func:`write_play_log` writes, a JSON list, or one per line."""
     text = Path(path).read_text(encoding="utf-8")
     try:
         doc = json.loads(text)

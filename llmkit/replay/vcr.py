@@ -77,7 +77,7 @@ _VcrLoader.add_constructor("tag:yaml.org,2002:python/tuple", _tuple)
 
 
 def load_vcr(path: str | os.PathLike[str]) -> dict:
-    """Read a VCR.py cassette (YAML, or vcrpy's JSON serializer) into a plain dict."""
+    """Read a VCR.py cassette (YAML, or vcrpy's JSON serializer) into a plain dict (lesson 0)."""
     path = Path(path)
     if not path.exists():
         raise CassetteError(f"VCR cassette {path} does not exist.")
@@ -181,7 +181,7 @@ def _query(query: str, scrubber: _Scrubber, where: str) -> str:
 
 def interaction_from_vcr(item: dict, *, where: str = "interaction",
                          scrubber: _Scrubber | None = None) -> Interaction | str:
-    """Convert one VCR interaction; returns the reason as a string when it cannot be replayed."""
+    """Convert one VCR interaction (lesson 0); returns the reason as a string when it cannot be replayed."""
     scrubber = scrubber or _Scrubber()
     try:
         req, resp = item["request"], item["response"]
@@ -226,7 +226,7 @@ def interaction_from_vcr(item: dict, *, where: str = "interaction",
 
 
 def import_vcr(path: str | os.PathLike[str], *, name: str | None = None) -> Cassette:
-    """Read a VCR.py cassette and return it as an llmkit :class:`Cassette` (not yet saved).
+    """Read a VCR.py cassette and return it as an llmkit :class:`Cassette`, not yet saved (lesson 0).
 
     Raises :class:`~llmkit.errors.CassetteError` for unreadable files and
     :class:`~llmkit.errors.SecretLeakError` if a secret survives scrubbing.
