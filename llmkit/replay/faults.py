@@ -66,6 +66,7 @@ class AppliedFault:
 
 
 _CHAOS_KINDS = ("429", "429-retry-after", "500", "503", "529", "drop", "error-event")
+# Also accepted by chaos(kinds=...): any other HTTP status ("400", "401", ...) and "latency".
 
 
 class FaultPlan:
@@ -77,6 +78,7 @@ class FaultPlan:
         self._rng: random.Random | None = None
         self._chaos_rate = 0.0
         self._chaos_kinds: tuple[str, ...] = ()
+        self._chaos_latency_ms = 1000.0
         self.log: list[AppliedFault] = []
 
     # --- adding faults ---------------------------------------------------------------------------
@@ -108,12 +110,20 @@ class FaultPlan:
         return self.add(Fault(provider, None, message=message, error_after=after,
                               event_status=status, times=times))
 
-    def chaos(self, seed: int, rate: float = 0.3, kinds: tuple[str, ...] = _CHAOS_KINDS) -> None:
-        """Inject a seeded random fault into a ``rate`` share of requests (soak tests)."""
+    def chaos(self, seed: int, rate: float = 0.3, kinds: tuple[str, ...] = _CHAOS_KINDS,
+              latency_ms: float = 1000.0) -> None:
+        """Inject a seeded random fault into a ``rate`` share of requests (soak tests).
+
+        ``kinds`` may also hold any HTTP status as text (``"400"``: a bad request) and
+        ``"latency"`` (``latency_ms`` added: a timeout for a client with a shorter timeout).
+        """
+        for kind in kinds:
+            self._chaos_fault(kind, random.Random(0), latency_ms)  # fail now on an unknown kind
         with self._lock:
             self._rng = random.Random(seed)
             self._chaos_rate = rate
             self._chaos_kinds = kinds
+            self._chaos_latency_ms = latency_ms
 
     def clear(self) -> None:
         with self._lock:
@@ -138,22 +148,24 @@ class FaultPlan:
                 self.log.append(AppliedFault(provider, path, fault))
                 return fault
             if self._rng is not None and self._rng.random() < self._chaos_rate:
-                fault = self._chaos_fault(self._rng.choice(self._chaos_kinds), self._rng)
+                kind = self._rng.choice(self._chaos_kinds)
+                fault = self._chaos_fault(kind, self._rng, self._chaos_latency_ms)
                 self.log.append(AppliedFault(provider, path, fault))
                 return fault
         return None
 
     @staticmethod
-    def _chaos_fault(kind: str, rng: random.Random) -> Fault:
-        if kind == "429":
-            return Fault(status=429)
+    def _chaos_fault(kind: str, rng: random.Random, latency_ms: float = 1000.0) -> Fault:
         if kind == "429-retry-after":
             return Fault(status=429, retry_after=round(rng.uniform(0.1, 2.0), 2))
-        if kind in ("500", "503", "529"):
+        if kind.isdigit() and 400 <= int(kind) <= 599:
             return Fault(status=int(kind))
+        if kind == "latency":
+            return Fault(latency_ms=latency_ms)
         if kind == "drop":
             return Fault(drop_after=rng.randint(0, 4))
         if kind == "error-event":
             return Fault(error_after=rng.randint(1, 4), message="Overloaded")
-        raise ValueError(f"unknown chaos kind {kind!r}; choose from {_CHAOS_KINDS}")
+        raise ValueError(f"unknown chaos kind {kind!r}; choose from {_CHAOS_KINDS}, another HTTP status "
+                         '("400") or "latency"')
 
