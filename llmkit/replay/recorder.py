@@ -73,7 +73,9 @@ class Recorder:
         return self._client
 
     async def forward(self, request: RecordedRequest, headers: dict[str, str], raw: bytes, send: Send,
-                      fault: Any = None) -> RecordedResponse | None:
+                      fault: Any = None, observe: Any = None) -> RecordedResponse | None:
+        """Forward one request upstream, pass the answer through, append it to the cassette.
+        ``observe(status, body, stream)`` is told what came back before the client sees the end."""
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         base = self.upstreams[request.provider]
@@ -113,6 +115,8 @@ class Recorder:
                                 "headers": [(b"content-type", b"application/json")]})
                     await send({"type": "http.response.body", "body": body})
                     return None
+                if observe is not None:
+                    observe(upstream.status_code, body, False)
                 await send({"type": "http.response.start", "status": upstream.status_code,
                             "headers": out_headers + [(b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
@@ -122,9 +126,11 @@ class Recorder:
             frames: list[Frame] = []
             kind = providers.stream_kind(request.provider, request.path, dict(parse_qsl(request.query)))
             buffer = b""
+            received: list[bytes] = []
             text = codecs.getincrementaldecoder("utf-8")()  # a network chunk may end inside a character
             async for chunk in upstream.aiter_bytes():
                 now = (loop.time() - t0) * 1000
+                received.append(chunk)
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if kind == "sse":
                     pieces, buffer = split_frames(buffer + chunk)
@@ -135,6 +141,8 @@ class Recorder:
                 rest = buffer.decode("utf-8") if kind == "sse" else text.decode(b"", final=True)
                 if rest:
                     frames.append(Frame((loop.time() - t0) * 1000, rest))
+            if observe is not None:
+                observe(upstream.status_code, b"".join(received), True)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         frames = [Frame(f.t_ms, scrub_text(f.raw, self.secrets)) for f in frames]
         resp = RecordedResponse(upstream.status_code, resp_headers, stream=frames, headers_ms=headers_ms)

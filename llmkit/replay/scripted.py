@@ -478,7 +478,7 @@ class ScriptRecorder:
                                                            if k != "kind"}}
 
     async def forward(self, request: RecordedRequest, headers: dict[str, str], raw: bytes, send: Any,
-                      fault: Any = None) -> RecordedResponse | None:
+                      fault: Any = None, observe: Any = None) -> RecordedResponse | None:
         from .server import serve_response
 
         query = dict(parse_qsl(request.query))
@@ -497,7 +497,12 @@ class ScriptRecorder:
                                  "&".join(f"{k}={v}" for k, v in query.items() if k != "key"), request.body)
         self.cassette.interactions.append(Interaction(stored, response))
         self.cassette.save(self.path)
-        await serve_response(send, request, len(self.cassette.interactions) - 1, response, fault, 0.0, None)
+        def before_end(body: bytes) -> None:
+            if observe is not None:
+                observe(response.status, body, response.is_stream)
+
+        await serve_response(send, request, len(self.cassette.interactions) - 1, response, fault, 0.0, None,
+                             before_end=before_end)
         return response
 
     async def aclose(self) -> None:

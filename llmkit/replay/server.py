@@ -144,10 +144,10 @@ class ReplayApp:
             await self._send_fault(send, provider, fault)
             return
         if self.recorder is not None:
-            resp = await self.recorder.forward(request, dict(_headers(scope)), raw, send, fault)
-            if resp is not None:
-                body = resp.body_bytes() if not resp.is_stream else "".join(f.raw for f in resp.stream).encode()
-                self._observe(request, resp.status, body, resp.is_stream, None)
+            def observe(status: int, body: bytes, stream: bool) -> None:
+                self._observe(request, status, body, stream, None)
+
+            await self.recorder.forward(request, dict(_headers(scope)), raw, send, fault, observe)
             return
         assert self.player is not None
         try:
@@ -162,12 +162,10 @@ class ReplayApp:
     # --- answers ---------------------------------------------------------------------------------
     async def _serve(self, send: Send, request: RecordedRequest, index: int, it: Interaction,
                      fault: Fault | None, t0: float) -> None:
-        try:
-            sent = await serve_response(send, request, index, it.response, fault, self.speed, t0)
-        except _DroppedConnection as drop:
-            self._observe(request, it.response.status, drop.sent, True, index)
-            raise
-        self._observe(request, it.response.status, sent, it.response.is_stream, index)
+        def observe(body: bytes) -> None:
+            self._observe(request, it.response.status, body, it.response.is_stream, index)
+
+        await serve_response(send, request, index, it.response, fault, self.speed, t0, before_end=observe)
 
     async def _send_fault(self, send: Send, provider: str, fault: Fault) -> None:
         body = providers.error_body(provider, fault.status or 500, fault.message)
@@ -202,43 +200,64 @@ async def _pace(t0: float, t_ms: float, speed: float) -> None:
         await asyncio.sleep(delay)
 
 
+def _planned_stream(request: RecordedRequest, resp: RecordedResponse,
+                    fault: Fault | None) -> tuple[list[tuple[float, bytes]], bool]:
+    """The (time, bytes) pieces a stream will be served as once ``fault`` is applied, and whether the
+    connection is dropped after them instead of ending normally."""
+    kind = providers.stream_kind(request.provider, request.path, _query(request.query))
+    plan: list[tuple[float, bytes]] = []
+    for n, frame in enumerate(resp.stream or []):
+        if fault is not None and fault.drop_after is not None and n >= fault.drop_after:
+            return plan, True
+        if fault is not None and fault.error_after is not None and n >= fault.error_after:
+            event = providers.error_event(request.provider, request.path, fault.message or "Overloaded",
+                                          fault.event_status, kind=kind)
+            if kind == "json-array":  # close the array (and open it, if nothing was sent yet)
+                event = ("[" + event[1:] if n == 0 else event) + "]"
+            plan.append((frame.t_ms, event.encode()))
+            return plan, False
+        plan.append((frame.t_ms, frame.raw.encode()))
+    return plan, False
+
+
 async def serve_response(send: Send, request: RecordedRequest, index: int | None, resp: RecordedResponse,
-                         fault: Fault | None, speed: float, t0: float | None) -> bytes:
+                         fault: Fault | None, speed: float, t0: float | None,
+                         before_end: Callable[[bytes], None] | None = None) -> bytes:
     """Send one recorded response: headers, then the body or the stream frames at the recorded pace
-    scaled by ``speed``, with any stream fault applied. Returns the bytes sent."""
+    scaled by ``speed``, with any stream fault applied. Returns the bytes sent.
+
+    ``before_end(body)`` runs just before the last piece goes out, so whatever it records (the usage
+    ledger) is in place before the client can see the response end.
+    """
     if t0 is None:
         t0 = asyncio.get_running_loop().time()
     headers = _replay_headers(resp, index)
     if not resp.is_stream:
         await _pace(t0, resp.t_ms, speed)
         body = resp.body_bytes()
+        if before_end:
+            before_end(body)
         await send({"type": "http.response.start", "status": resp.status,
                     "headers": headers + [(b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
         return body
+    plan, dropped = _planned_stream(request, resp, fault)
+    body = b"".join(chunk for _, chunk in plan)
     await _pace(t0, resp.headers_ms, speed)
     await send({"type": "http.response.start", "status": resp.status, "headers": headers})
-    sent: list[bytes] = []
-    kind = providers.stream_kind(request.provider, request.path, _query(request.query))
-    for n, frame in enumerate(resp.stream or []):
-        if fault is not None and fault.drop_after is not None and n >= fault.drop_after:
-            raise _DroppedConnection(f"fault: connection dropped after {n} events", b"".join(sent))
-        if fault is not None and fault.error_after is not None and n >= fault.error_after:
-            event = providers.error_event(request.provider, request.path, fault.message or "Overloaded",
-                                          fault.event_status, kind=kind)
-            if kind == "json-array":  # close the array (and open it, if nothing was sent yet)
-                event = ("[" + event[1:] if n == 0 else event) + "]"
-            sent.append(event.encode())
-            await send({"type": "http.response.body", "body": event.encode(), "more_body": False})
-            return b"".join(sent)
-        await _pace(t0, frame.t_ms, speed)
+    if not plan and before_end:
+        before_end(body)
+    for n, (t_ms, chunk) in enumerate(plan):
+        await _pace(t0, t_ms, speed)
         if speed <= 0:
             await asyncio.sleep(0)  # let a client's disconnect be noticed between frames
-        chunk = frame.raw.encode()
-        sent.append(chunk)
+        if n == len(plan) - 1 and before_end:
+            before_end(body)
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    if dropped:
+        raise _DroppedConnection(f"fault: connection dropped after {len(plan)} events", body)
     await send({"type": "http.response.body", "body": b"", "more_body": False})
-    return b"".join(sent)
+    return body
 
 
 # --- small ASGI helpers ------------------------------------------------------------------------------
