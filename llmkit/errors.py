@@ -5,7 +5,11 @@
     ├── NetworkBlockedError    replay mode tried to reach a host other than loopback (also a ConnectionError)
     ├── CassetteError          a cassette file is missing, malformed or inconsistent
     │   └── CassetteMiss       no recorded request matches; names the closest one and shows a diff
-    └── SecretLeakError        a secret survived scrubbing; the cassette was not written
+    ├── SecretLeakError        a secret survived scrubbing; the cassette was not written
+    └── ResilienceError        llmkit.resilience (lesson 8): a call gave up, a circuit is open, the model
+        │                      refused, every fallback route failed, or a stream broke after text
+        ├── CallFailed, CircuitOpen, ContentRefused, AllRoutesFailed
+        └── StreamInterrupted  carries the partial text; never restarted (that would duplicate it)
 
 Each message says what to do next.
 """

@@ -163,39 +163,39 @@ _GEMINI_ERRORS: dict[Fault, tuple[int, str, str]] = {
 def error_response(provider: str, fault: Fault, *, retry_after: float = 2.0) -> FaultResponse:
     """The response ``provider`` sends for ``fault`` (HTTP faults only).
 
-    ``RATE_LIMITED_RETRY_AFTER`` carries the suggested delay the provider's way: OpenAI
-    ``retry-after-ms`` and ``retry-after``, Anthropic ``retry-after``, Gemini a
-    ``RetryInfo.retryDelay`` in the body.
+    The body and headers are shaped by ``llmkit.replay.providers`` (one place per provider's
+    error format, shared with the replay server's fault injection); this adds each fault's
+    real message and codes. ``RATE_LIMITED_RETRY_AFTER`` carries the suggested delay the
+    provider's way: OpenAI ``retry-after-ms`` and ``retry-after``, Anthropic ``retry-after``,
+    Gemini a ``RetryInfo.retryDelay`` in the body.
     """
+    from ..replay import providers
+
     if fault in TRANSPORT_FAULTS:
         raise ValueError(f"{fault.value} is a transport fault: it has no HTTP response")
     with_delay = fault is Fault.RATE_LIMITED_RETRY_AFTER
     if with_delay:
         fault = Fault.RATE_LIMITED
-    headers = {"content-type": "application/json"}
     if provider == "openai":
         if fault is Fault.OVERLOADED:
             fault = Fault.UNAVAILABLE
         status, message, type_, code, param = _OPENAI_ERRORS[fault]
+        body = providers.error_body("openai", status, message, code=code)
+        body["error"].update(type=type_, param=param)
+        headers = providers.error_headers(
+            "openai", status,
+            retry_after=max(1, round(retry_after)) if with_delay else None,
+            retry_after_ms=int(retry_after * 1000) if with_delay else None,
+        )
         headers["x-request-id"] = "req_llmkit"
         if status == 429:
             headers.update({"x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": "0"})
-        if with_delay:
-            headers["retry-after-ms"] = str(int(retry_after * 1000))
-            headers["retry-after"] = str(max(1, round(retry_after)))
-        body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
         return FaultResponse(status, headers, body)
     if provider == "anthropic":
         status, type_, message = _ANTHROPIC_ERRORS[fault]
-        headers["request-id"] = "req_llmkit"
-        headers["x-should-retry"] = "true" if status in (429, 500, 529) else "false"
-        if with_delay:
-            headers["retry-after"] = f"{retry_after:g}"
-        body = {
-            "type": "error",
-            "error": {"type": type_, "message": message},
-            "request_id": "req_llmkit",
-        }
+        body = providers.error_body("anthropic", status, message, code=type_)
+        headers = providers.error_headers("anthropic", status, retry_after if with_delay else None)
+        headers["request-id"] = body["request_id"]
         return FaultResponse(status, headers, body)
     if provider == "gemini":
         if fault is Fault.OVERLOADED:
@@ -205,9 +205,9 @@ def error_response(provider: str, fault: Fault, *, retry_after: float = 2.0) -> 
                 "Gemini has no quota error apart from 429 RESOURCE_EXHAUSTED: use RATE_LIMITED"
             )
         status, grpc_status, message = _GEMINI_ERRORS[fault]
-        error: dict[str, Any] = {"code": status, "message": message, "status": grpc_status}
+        body = providers.error_body("gemini", status, message, code=grpc_status)
         if fault is Fault.AUTH:
-            error["details"] = [
+            body["error"]["details"] = [
                 {
                     "@type": "type.googleapis.com/google.rpc.ErrorInfo",
                     "reason": "API_KEY_INVALID",
@@ -216,12 +216,13 @@ def error_response(provider: str, fault: Fault, *, retry_after: float = 2.0) -> 
                 }
             ]
         if with_delay:
-            error["details"] = [
+            body["error"]["details"] = [
                 {"@type": "type.googleapis.com/google.rpc.RetryInfo",
                  "retryDelay": f"{retry_after:g}s"}
             ]
-        return FaultResponse(status, {"content-type": "application/json; charset=UTF-8"},
-                             {"error": error})
+        headers = providers.error_headers("gemini", status)
+        headers["content-type"] = "application/json; charset=UTF-8"  # as Google sends it
+        return FaultResponse(status, headers, body)
     raise ValueError(f"unknown provider {provider!r}: use one of {PROVIDERS}")
 
 
@@ -333,10 +334,11 @@ def stream_parts(
 
 
 def anthropic_error_event(fault: Fault) -> bytes:
-    """Anthropic's in-stream ``event: error`` frame for ``fault``."""
-    _, type_, message = _ANTHROPIC_ERRORS[fault]
-    body = {"type": "error", "error": {"type": type_, "message": message}}
-    return f"event: error\ndata: {json.dumps(body)}\n\n".encode()
+    """Anthropic's in-stream ``event: error`` frame for ``fault`` (framed by ``llmkit.replay.providers``)."""
+    from ..replay import providers
+
+    status, _, message = _ANTHROPIC_ERRORS[fault]
+    return providers.error_event("anthropic", "/v1/messages", message, status).encode()
 
 
 # --------------------------------------------------------------------------- clock and plan
