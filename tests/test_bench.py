@@ -124,3 +124,18 @@ def test_doctor_flags_wrong_and_missing_pins():
     assert not check.ok and "requests" in check.detail and "no-such-package-xyz" in check.detail
     assert "pip install" in check.fix
     assert doctor.check_packages({"requests": __import__("requests").__version__}).ok
+
+
+
+def test_run_parts_runs_only_the_named_parts_of_a_suite(monkeypatch):
+    pytest.importorskip("llmkit.memory")
+    from llmkit.bench import _memory
+
+    ran: list[str] = []
+    monkeypatch.setattr(_memory, "ingestion", lambda ctx, tmp: ran.append("ingestion"))
+    monkeypatch.setattr(_memory, "retrieval", lambda ctx, tmp: ran.append("retrieval"))
+    bench.run(["memory"], quick=True, parts={"retrieval"})
+    assert ran == ["retrieval"]
+    ran.clear()
+    bench.run(["memory"], quick=True)  # no parts named: the whole suite
+    assert ran == ["ingestion", "retrieval"]

@@ -179,7 +179,9 @@ def run(ctx: Context) -> None:
     import resource
 
     with tempfile.TemporaryDirectory(prefix="llmkit-bench-mem-") as tmp:
-        ingestion(ctx, Path(tmp))
-        retrieval(ctx, Path(tmp))
+        if ctx.wants("ingestion"):
+            ingestion(ctx, Path(tmp))
+        if ctx.wants("retrieval"):
+            retrieval(ctx, Path(tmp))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     ctx.report.add("memory", "process peak RSS", "bench process", peak, metric="peak RSS", unit="MB")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ._harness import Report
 from ._suite import Context
@@ -16,8 +16,12 @@ from ._suite import Context
 SUITES = ("clients", "startup", "recovery", "memory", "replay")
 
 
-def run(suites: Sequence[str] = SUITES, *, quick: bool = False, progress: bool = False) -> Report:
+def run(suites: Sequence[str] = SUITES, *, quick: bool = False, progress: bool = False,
+        parts: Collection[str] | None = None) -> Report:
     """Run the named suites in order and return their :class:`Report`.
+
+    ``parts`` runs only those parts of a suite made of parts (the memory suite: ``"ingestion"``, which
+    loads the real embedding model, and ``"retrieval"``); suites without parts always run whole.
 
     A suite whose module is not available (e.g. ``llmkit.memory`` not installed) is recorded in
     ``report.skipped`` with the reason instead of failing the run.
@@ -26,7 +30,7 @@ def run(suites: Sequence[str] = SUITES, *, quick: bool = False, progress: bool =
     if unknown:
         raise ValueError(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
     report = Report(quick=quick)
-    ctx = Context(report, quick=quick, progress=progress)
+    ctx = Context(report, quick=quick, progress=progress, parts=parts)
     for name in suites:
         t0 = time.perf_counter()
         try:

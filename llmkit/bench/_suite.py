@@ -5,7 +5,7 @@ Introduced in lesson 10 (10_benchmarks).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +18,11 @@ class Context:
     report: Report
     quick: bool = False
     progress: bool = False
+    parts: Collection[str] | None = None  # for suites made of parts: run only these (None = all)
+
+    def wants(self, part: str) -> bool:
+        """Whether the named part of a suite (e.g. the memory suite's ``"ingestion"``) should run."""
+        return self.parts is None or part in self.parts
 
     def pick(self, *, quick: Any, full: Any) -> Any:
         """The quick or the full size of something (rounds, store sizes)."""
