@@ -233,6 +233,8 @@ def test_timestamps_are_timezone_aware(emb):
     c = mem.add("s", "user", "iso", timestamp="2024-01-02T03:04:00-05:00")
     d = mem.add("s", "user", "epoch", timestamp=0)
     e = mem.add("s", "user", "now")
+    f = mem.add("s", "user", "locomo", timestamp="1:56 pm on 8 May, 2023")
+    assert mem.get(f).timestamp == datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
     assert mem.get(a).timestamp == datetime(2024, 1, 2, 3, 4, tzinfo=plus2)
     assert mem.get(a).timestamp.utcoffset() == timedelta(hours=2)
     assert mem.get(b).timestamp == datetime(2024, 1, 2, 3, 4, tzinfo=UTC)
@@ -338,6 +340,12 @@ def test_projected_dense_search_agrees_with_exact_search():
         b, _ = exact.search(q, 10)
         overlap.append(len(set(a.tolist()) & set(b.tolist())) / 10)
     assert np.mean(overlap) >= 0.98
+
+    flat = DenseIndex(128, project_above=2000)  # isotropic vectors: projecting would miss rows
+    iso = rng.normal(size=(3000, 128)).astype(np.float32)
+    flat.append(np.arange(1, 3001), iso / np.linalg.norm(iso, axis=1, keepdims=True),
+                [0] * 3000, [1] * 3000, [0.0] * 3000, [0.5] * 3000)
+    assert flat.projected_dims is None and flat.energy is not None and flat.energy < 0.6
 
 
 # --- concurrency and crashes --------------------------------------------------------------------

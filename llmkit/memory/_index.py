@@ -3,9 +3,11 @@
 Introduced in lesson 7 (07_memory_systems). A search is one matrix-vector product and an
 ``argpartition`` — no Python loop over rows. Past ``project_above`` rows the product becomes
 memory-bound (100k x 384 floats = 150 MB read per query, ~8 ms here), so the index also keeps
-the rows projected onto their top principal directions (enough to hold ``energy`` of the
-variance, typically 96-128 of 384 for MiniLM): the projected product picks a generous candidate
-set and the candidates are re-scored exactly. ``exact=True`` switches this off.
+the rows projected onto their top ``dim // 4`` principal directions (38 MB at 100k): the
+projected product picks a generous candidate set (2% of the rows) and the candidates are
+re-scored exactly. If those directions hold less than ``min_energy`` of the variance (a flat
+spectrum, as with hashed features) projecting would lose too much and every row is scanned.
+``exact=True`` switches the projection off.
 """
 
 from __future__ import annotations
@@ -47,13 +49,15 @@ class DenseIndex:
         *,
         exact: bool = False,
         project_above: int = 20_000,
-        energy: float = 0.8,
+        rank: int | None = None,
+        min_energy: float = 0.6,
         exact_subset_below: int = 10_000,
     ):
         self.dim = dim
         self.exact = exact
         self.project_above = project_above
-        self.energy = energy
+        self.rank = rank or max(8, dim // 4)
+        self.min_energy = min_energy
         self.exact_subset_below = exact_subset_below
         self._lock = threading.Lock()
         self._n = 0
@@ -62,6 +66,7 @@ class DenseIndex:
         self._basis: np.ndarray | None = None
         self._proj: np.ndarray | None = None
         self._fitted_at = 0
+        self.energy: float | None = None  # variance share held by the projection, once fitted
 
     def _alloc(self, cap: int) -> None:
         def grow(old: np.ndarray | None, shape: tuple[int, ...], dtype: type) -> np.ndarray:
@@ -149,11 +154,10 @@ class DenseIndex:
         second_moment = sample.T @ sample / len(sample)
         values, vectors = np.linalg.eigh(second_moment.astype(np.float64))
         values, vectors = values[::-1], vectors[:, ::-1]
-        share = np.cumsum(values) / values.sum()
-        rank = int(np.searchsorted(share, self.energy) + 1)
-        rank = min(self.dim, -(-rank // 16) * 16)
+        rank = min(self.rank, self.dim)
         self._fitted_at = n
-        if rank > self.dim // 2:  # a flat spectrum: projecting would not save enough
+        self.energy = float(values[:rank].sum() / values.sum())
+        if self.energy < self.min_energy:  # a flat spectrum: candidates would be missed
             self._basis, self._proj = None, None
             return
         basis = np.ascontiguousarray(vectors[:, :rank], dtype=np.float32)
@@ -213,7 +217,7 @@ class DenseIndex:
         coarse = snap.proj @ (q @ snap.basis)
         if mask is not None:
             coarse[~mask] = -np.inf
-        pool = min(count, max(10 * limit, snap.n // 100, 400))
+        pool = min(count, max(10 * limit, snap.n // 50, 500))
         cand = np.argpartition(-coarse, pool - 1)[:pool]
         return _top(cand, snap.vecs[cand] @ q, limit, snap.ids)
 

@@ -51,7 +51,7 @@ def idf(df: int, rows: int) -> float:
 class LexicalSearcher:
     """Runs budgeted BM25 queries on the ``memories_fts`` table of one connection."""
 
-    def __init__(self, conn: sqlite3.Connection, *, budget: int = 4000):
+    def __init__(self, conn: sqlite3.Connection, *, budget: int = 2000):
         self.conn = conn
         self.budget = budget
         self._df_cache: dict[str, int] = {}

@@ -95,7 +95,7 @@ class Memory:
         summarise_every: int | None = None,
         count_tokens: Callable[[str], int] | None = None,
         exact: bool = False,
-        lexical_budget: int = 4000,
+        lexical_budget: int = 2000,
         merge_threshold: float = 0.92,
     ):
         if window_turns < 1 or window_tokens < 1:
@@ -380,7 +380,7 @@ class Memory:
         kind_names = check_kinds(kinds)
         codes = None if kind_names is None else [KIND_CODE[n] for n in kind_names]
         weights = weights or self.weights
-        depth = max(100, 5 * k)
+        depth = max(50, 5 * k)  # candidates per path; both scores are exact for each
         t0 = time.perf_counter()
         qvec = None
         if mode != "lexical":

@@ -75,6 +75,8 @@ _V2 = [  # consolidation: versioned facts with their sources, rolling summaries,
         fact_id INTEGER NOT NULL REFERENCES memories(id),
         message_id INTEGER NOT NULL REFERENCES memories(id),
         PRIMARY KEY (fact_id, message_id)) WITHOUT ROWID""",
+    # superseded rows are few: this keeps "which rows are inactive?" cheap at any size
+    "CREATE INDEX memories_inactive ON memories(id) WHERE status != 0",
     """CREATE TABLE summaries(
         id INTEGER PRIMARY KEY, session INTEGER NOT NULL REFERENCES sessions(id),
         upto INTEGER NOT NULL, content TEXT NOT NULL, created REAL NOT NULL)""",

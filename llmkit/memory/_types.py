@@ -195,12 +195,7 @@ def to_epoch(timestamp: object) -> tuple[float, int]:
             raise ValueError(f"timestamp must be finite, got {timestamp!r}")
         return float(timestamp), 0
     if isinstance(timestamp, str):
-        try:
-            timestamp = datetime.fromisoformat(timestamp.strip())
-        except ValueError:
-            raise ValueError(
-                f"timestamp {timestamp!r} is not ISO 8601 (e.g. '2024-05-01T14:30:00+02:00')"
-            ) from None
+        timestamp = parse_time(timestamp)
     if not isinstance(timestamp, datetime):
         raise TypeError(
             "timestamp must be a datetime, an ISO 8601 string or epoch seconds, "
@@ -210,6 +205,32 @@ def to_epoch(timestamp: object) -> tuple[float, int]:
         timestamp = timestamp.replace(tzinfo=UTC)
     offset = timestamp.utcoffset()
     return timestamp.timestamp(), int(offset.total_seconds()) if offset else 0
+
+
+# besides ISO 8601: the formats of the public long-conversation benchmarks
+_FORMATS = (
+    "%I:%M %p on %d %B, %Y",  # LoCoMo: "1:56 pm on 8 May, 2023"
+    "%Y/%m/%d (%a) %H:%M",  # LongMemEval: "2023/05/20 (Sat) 02:21"
+    "%a, %d %b %Y %H:%M:%S %z",  # RFC 2822 (e-mail, HTTP)
+)
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 string, or one of a few common written formats, as a datetime."""
+    text = text.strip()
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
+    for fmt in _FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    raise ValueError(
+        f"timestamp {text!r} is not ISO 8601 (e.g. '2024-05-01T14:30:00+02:00'); pass a "
+        "datetime or an ISO string"
+    )
 
 
 def from_epoch(seconds: float, offset: int) -> datetime:

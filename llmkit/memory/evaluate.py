@@ -7,14 +7,15 @@ Introduced in lesson 7 (07_memory_systems)::
     evaluate(by_type=True)          # paraphrase vs keyword questions, etc.
 
 The data format (LoCoMo-like): ``sessions`` of ``turns`` with a ``dia_id``, a ``speaker`` and
-``text``; ``questions`` with the ``evidence`` dia_ids that answer them.
+``text``; ``questions`` with the ``evidence`` dia_ids that answer them. :func:`from_locomo`
+converts a sample of the public LoCoMo benchmark: ``evaluate(data=from_locomo(sample))``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,38 @@ def load_conversation(path: str | Path | None = None) -> dict[str, Any]:
     else:
         text = Path(path).read_text(encoding="utf-8")
     return json.loads(text)
+
+
+def from_locomo(sample: dict[str, Any]) -> dict[str, Any]:
+    """Convert one LoCoMo sample (``conversation`` + ``qa``) into this module's format.
+
+    Session dates like ``"1:56 pm on 8 May, 2023"`` are parsed (UTC); questions keep their
+    ``category`` as the type, and questions without evidence are dropped.
+    """
+    conv = sample["conversation"]
+    numbers = sorted(
+        int(key.split("_")[1]) for key in conv
+        if key.startswith("session_") and key.count("_") == 1 and isinstance(conv[key], list)
+    )
+    sessions = []
+    for n in numbers:
+        raw = conv.get(f"session_{n}_date_time", "")
+        try:
+            date = datetime.strptime(raw.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
+        except ValueError:
+            date = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(days=n)
+        sessions.append({
+            "session_id": f"S{n}", "date": date.isoformat(),
+            "turns": [{"dia_id": t["dia_id"], "speaker": t["speaker"], "text": t["text"]}
+                      for t in conv[f"session_{n}"] if str(t.get("text", "")).strip()],
+        })
+    known = {t["dia_id"] for s in sessions for t in s["turns"]}
+    questions = [
+        {"id": f"q{i}", "question": q["question"], "type": f"category {q.get('category', '?')}",
+         "evidence": [e for e in q.get("evidence", []) if e in known]}
+        for i, q in enumerate(sample.get("qa", []), 1)
+    ]
+    return {"sessions": sessions, "questions": [q for q in questions if q["evidence"]]}
 
 
 def turns(data: dict[str, Any]) -> list[dict[str, Any]]:
