@@ -384,7 +384,13 @@ class Memory:
         t0 = time.perf_counter()
         qvec = None
         if mode != "lexical":
-            qvec = self._embed([query])[0] if embedding is None else np.asarray(embedding, np.float32)
+            if embedding is None:
+                qvec = self._embed([query])[0]
+            else:
+                qvec = np.asarray(embedding, dtype=np.float32).reshape(-1)
+                if qvec.shape != (self.index.dim,):
+                    raise ValueError(f"embedding must have {self.index.dim} values, got "
+                                     f"{np.asarray(embedding).shape}")
         t1 = time.perf_counter()
         with self.store.lock:
             self._sync()
