@@ -31,6 +31,7 @@ from .errors import ConfigError
 from .events import Collected, Event, ToolCallComplete, Usage, collect
 
 PROVIDERS = ("openai", "anthropic", "gemini")
+VIAS = ("sdk", "wire")
 
 
 def user(content: Any) -> dict:
@@ -305,11 +306,30 @@ async def acomplete(kit: Any, provider: str, messages: list[dict], *, system: st
 
 async def astream(kit: Any, provider: str, messages: list[dict], *, system: str | None = None,
                   model: str | None = None, tools: Any = None, max_tokens: int = 1024,
-                  temperature: float | None = None) -> AsyncIterator[Event]:
-    """The async twin of :func:`stream`; cancelling the consumer closes the upstream response."""
+                  temperature: float | None = None, via: str = "sdk") -> AsyncIterator[Event]:
+    """The async twin of :func:`stream`; cancelling the consumer closes the upstream response.
+
+    ``via="sdk"`` (the default) streams through the official async SDKs; ``via="wire"`` posts the very
+    body the SDK would send with one shared ``httpx2.AsyncClient`` (per kit and event loop) and feeds the
+    bytes to the ``llmkit.wire`` stream parsers - the same events, without building an SDK object per
+    chunk (lesson 9's relay server uses it; see ``llmkit.wire.transport``).
+    """
     from .wire import sdk_events
 
+    if via not in VIAS:
+        raise ConfigError(f"via={via!r}: choose 'sdk' (the official SDKs) or 'wire' (raw HTTP with httpx2).")
     model, kw = _request(kit, provider, messages, system, model, tools, max_tokens, temperature)
+    if via == "wire":
+        from .wire.transport import astream_events
+
+        events = astream_events(wire_client(kit), provider, wire_request(provider, kw), kit.base_url(provider),
+                                headers=kit.headers(provider))
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()  # closing this generator must close the HTTP response now, not at GC
+        return
     if provider == "openai":
         response = await kit.openai_async.chat.completions.create(**kw, stream=True,
                                                                   stream_options={"include_usage": True})
@@ -332,3 +352,46 @@ async def astream(kit: Any, provider: str, messages: list[dict], *, system: str 
                 yield event
         finally:
             await chunks.aclose()
+
+
+# --- the raw-HTTP path (lesson 9) ------------------------------------------------------------------------
+def wire_request(provider: str, kw: dict) -> Any:
+    """The streaming ``WireRequest`` whose body is what the provider's SDK sends for ``kw`` (the keyword
+    arguments :func:`_request` builds). Introduced in lesson 9 (09_sse_server)."""
+    from .wire import anthropic, gemini, openai
+
+    if provider == "openai":
+        return openai.chat_request(stream=True, **kw)
+    if provider == "anthropic":
+        return anthropic.messages_request(stream=True, **kw)
+    body = gemini.genai_body(kw["contents"], kw["config"])
+    return gemini.generate_content_request(kw["model"], body.pop("contents"), stream=True, **body)
+
+
+def wire_client(kit: Any) -> Any:
+    """The ``httpx2.AsyncClient`` :func:`astream` uses with ``via="wire"``: one per kit and event loop
+    (a client's connections belong to the loop that opened them). In live mode it is the kit's observing
+    client, so the usage ledger sees these calls too. Introduced in lesson 9 (09_sse_server)."""
+    import asyncio
+    import weakref
+
+    from .wire.transport import new_async_client
+
+    if kit.mode == "live":
+        return kit._live_http[1]
+    clients = kit.__dict__.setdefault("_wire_clients", weakref.WeakKeyDictionary())
+    loop = asyncio.get_running_loop()
+    client = clients.get(loop)
+    if client is None:
+        client = clients[loop] = new_async_client()
+    return client
+
+
+async def aclose_wire_client(kit: Any) -> None:
+    """Close the kit's wire client of the running event loop (if any), on that loop."""
+    import asyncio
+
+    client = (kit.__dict__.get("_wire_clients") or {}).pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
+

@@ -51,7 +51,7 @@ def _serve_chat(args: argparse.Namespace) -> int:
     from .server.serve import serve_chat
 
     return serve_chat(lesson=args.lesson, cassettes=args.cassettes, port=args.port, redis_url=args.redis,
-                      origins=args.origin, speed=args.speed)
+                      origins=args.origin, speed=args.speed, upstream_via=args.upstream)
 
 
 def _add_serve_chat(sub: argparse._SubParsersAction) -> None:
@@ -62,6 +62,8 @@ def _add_serve_chat(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, help="replay pacing (default: LLMKIT_SPEED or 1)")
     p.add_argument("--redis", metavar="URL", help="keep events in Redis Streams (redis://127.0.0.1:6379/0)")
     p.add_argument("--origin", action="append", help="a browser origin allowed to call the API (repeatable)")
+    p.add_argument("--upstream", choices=("wire", "sdk"), default="wire",
+                   help="read the provider with raw HTTP + llmkit.wire (default) or through the official SDKs")
     p.set_defaults(func=_serve_chat)
 
 

@@ -41,21 +41,31 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 Upstream = Callable[[ChatRequest], AsyncIterator[Any]]
 
 
-def kit_upstream(kit: Any) -> Upstream:
-    """An upstream that asks ``kit``'s provider through ``llmkit.chat.astream`` (official async SDKs)."""
+def kit_upstream(kit: Any, via: str = "wire") -> Upstream:
+    """An upstream that asks ``kit``'s provider through ``llmkit.chat.astream``.
+
+    ``via="wire"`` (the default) posts the SDK's own request body with httpx2 and parses the bytes with
+    ``llmkit.wire``; ``via="sdk"`` streams through the official async SDKs. Both yield the same events;
+    the wire path skips the SDK's typed object per chunk, which is what limits a busy relay (lesson 9
+    measures it; ``benchmarks/bench_relay_upstream.py`` compares the two per chunk).
+    """
     from .. import chat
+
+    if via not in chat.VIAS:
+        raise ConfigError(f"via={via!r}: choose 'wire' (raw HTTP, the default) or 'sdk' (the official SDKs).")
 
     def open_stream(request: ChatRequest) -> AsyncIterator[Any]:
         return chat.astream(kit, request.provider, request.neutral_messages(), system=request.system,
-                            max_tokens=request.max_tokens)
+                            max_tokens=request.max_tokens, via=via)
 
     async def aclose() -> None:
-        # The async SDK clients were built on the relay's event loop: close them there, and drop them so
+        # The async clients were built on the relay's event loop: close them there, and drop them so
         # that a later loop (the next server, a notebook cell) builds fresh ones.
         for name in ("openai_async", "anthropic_async"):
             client = kit.__dict__.pop(name, None)
             if client is not None:
                 await client.close()
+        await chat.aclose_wire_client(kit)
 
     open_stream.aclose = aclose  # type: ignore[attr-defined]
     return open_stream
@@ -203,11 +213,13 @@ async def _aclose(stream: Any) -> None:
 
 def create_app(kit_or_upstream: Any, *, buffer: EventBuffer | None = None, allowed_origins: list[str] | tuple = (),
                ping_s: float = 15.0, max_body_bytes: int = 256_000, retry_policy: Any = None,
-               cancel_grace_s: float = 30.0, max_streams: int = 1000, static: bool = True) -> Any:
+               cancel_grace_s: float = 30.0, max_streams: int = 1000, static: bool = True,
+               upstream_via: str = "wire") -> Any:
     """The relay as a FastAPI app. Introduced in lesson 9 (09_sse_server).
 
-    ``kit_or_upstream`` is a :class:`llmkit.Kit` (answers come from ``llmkit.chat.astream``) or any
-    ``upstream(ChatRequest) -> async iterator`` of ``llmkit.events`` values or plain strings.
+    ``kit_or_upstream`` is a :class:`llmkit.Kit` (answers come from ``llmkit.chat.astream``, over raw
+    HTTP or, with ``upstream_via="sdk"``, the official SDKs) or any ``upstream(ChatRequest) -> async
+    iterator`` of ``llmkit.events`` values or plain strings.
     ``buffer`` defaults to :class:`InProcessBuffer`; pass :class:`RedisStreamBuffer` to run several
     processes. ``allowed_origins`` lists the exact origins (``https://chat.example.com``) whose pages may
     call the API from a browser; ``"*"`` is refused. ``ping_s`` is the heartbeat interval.
@@ -222,7 +234,7 @@ def create_app(kit_or_upstream: Any, *, buffer: EventBuffer | None = None, allow
     if "*" in allowed_origins:
         raise ConfigError('allowed_origins=["*"] would let any web page spend your API budget through this '
                           'relay; list the exact origins of your front end, e.g. ["https://chat.example.com"].')
-    upstream = kit_upstream(kit_or_upstream) if hasattr(kit_or_upstream, "models") else kit_or_upstream
+    upstream = kit_upstream(kit_or_upstream, upstream_via) if hasattr(kit_or_upstream, "models") else kit_or_upstream
     relay = Relay(upstream, buffer or InProcessBuffer(), retry_policy=retry_policy, cancel_grace_s=cancel_grace_s,
                   max_streams=max_streams)
     app = FastAPI(title="llmkit SSE relay", docs_url=None, redoc_url=None, openapi_url=None)

@@ -13,7 +13,8 @@ from typing import Any
 
 def serve_chat(*, lesson: str = "09_sse_server", cassettes: str | None = None, port: int = 0,
                host: str = "127.0.0.1", redis_url: str | None = None, origins: list[str] | None = None,
-               speed: float | None = None, ttl_s: float = 600.0, ping_s: float = 15.0) -> int:
+               speed: float | None = None, ttl_s: float = 600.0, ping_s: float = 15.0,
+               upstream_via: str = "wire") -> int:
     """Serve the relay until Ctrl-C / SIGTERM; returns the exit status."""
     import socket
 
@@ -25,7 +26,8 @@ def serve_chat(*, lesson: str = "09_sse_server", cassettes: str | None = None, p
 
     kit = Kit(lesson, cassette_dir=cassettes, speed=speed)
     buffer: Any = RedisStreamBuffer(redis_url, ttl_s=ttl_s) if redis_url else InProcessBuffer(ttl_s=ttl_s)
-    app = create_app(kit, buffer=buffer, allowed_origins=origins or [], ping_s=ping_s)
+    app = create_app(kit, buffer=buffer, allowed_origins=origins or [], ping_s=ping_s,
+                     upstream_via=upstream_via)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))

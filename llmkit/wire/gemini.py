@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_API_VERSION",
     "GeminiStreamParser",
     "generate_content_request",
+    "genai_body",
     "parse_error_body",
     "parse_response",
 ]
@@ -78,6 +79,72 @@ def generate_content_request(
         headers["x-goog-api-key"] = api_key
     body = {"contents": contents, **params}
     return WireRequest("POST", f"/{api_version}/models/{model}:{method}", headers, body)
+
+
+def genai_body(contents: list[dict[str, Any]], config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body google-genai sends for ``generate_content(contents=..., config=...)``, for the subset
+    ``llmkit.chat`` uses. Introduced in lesson 9 (09_sse_server): the relay reads Gemini over raw HTTP.
+
+    ``contents`` and ``config`` are the SDK's snake_case dicts (``function_call``, ``inline_data`` with
+    ``bytes``, ``thought_signature``, ``max_output_tokens``, ``system_instruction``, ``tools`` with
+    ``function_declarations``). Measured with google-genai 3.6: known fields become camelCase
+    (``functionCall``, ``generationConfig.maxOutputTokens``, ``systemInstruction``), objects the SDK
+    passes through keep snake_case (``inlineData.mime_type``, ``parameters_json_schema``), bytes are
+    URL-safe base64, and ``automatic_function_calling`` never leaves the client. Anything else in
+    ``config`` raises ``ValueError`` rather than guess a body the replay server would not match.
+    """
+    config = dict(config or {})
+    config.pop("automatic_function_calling", None)
+    body: dict[str, Any] = {"contents": [_genai_content(c) for c in contents]}
+    if config.get("system_instruction") is not None:
+        system = config.pop("system_instruction")
+        if not isinstance(system, str):
+            raise ValueError("genai_body: system_instruction must be a string")
+        body["systemInstruction"] = {"parts": [{"text": system}], "role": "user"}
+    if config.get("tools") is not None:
+        tools = config.pop("tools")
+        body["tools"] = [{"functionDeclarations": list(t["function_declarations"])} for t in tools]
+    generation: dict[str, Any] = {}
+    for key, wire in (("temperature", "temperature"), ("max_output_tokens", "maxOutputTokens")):
+        if config.get(key) is not None:
+            generation[wire] = config.pop(key)
+    if generation:
+        body["generationConfig"] = generation
+    unknown = [k for k, v in config.items() if v is not None]
+    if unknown:
+        raise ValueError(f"genai_body: no wire mapping for config field(s) {', '.join(unknown)}; "
+                         "use the SDK path for them")
+    return body
+
+
+def _genai_content(content: dict[str, Any]) -> dict[str, Any]:
+    return {"parts": [_genai_part(p) for p in content["parts"]], "role": content["role"]}
+
+
+def _genai_part(part: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in part.items():
+        if value is None:
+            continue
+        if key == "function_call":
+            out["functionCall"] = {k: value[k] for k in ("id", "args", "name") if value.get(k) is not None}
+        elif key == "function_response":
+            out["functionResponse"] = value
+        elif key == "inline_data":
+            out["inlineData"] = {"data": _b64url(value["data"]), "mime_type": value["mime_type"]}
+        elif key == "thought_signature":
+            out["thoughtSignature"] = _b64url(value)
+        elif key in ("text", "thought"):
+            out[key] = value
+        else:
+            raise ValueError(f"genai_body: no wire mapping for part field {key!r}; use the SDK path for it")
+    return out
+
+
+def _b64url(data: bytes | str) -> str:
+    import base64
+
+    return data if isinstance(data, str) else base64.urlsafe_b64encode(data).decode("ascii")
 
 
 def parse_error_body(status: int | None, body: bytes) -> ProviderError:
