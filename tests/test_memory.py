@@ -319,6 +319,11 @@ def test_lexical_budget_keeps_rare_words_and_drops_common_ones(emb):
     used, dropped, _ = mem.lexical.plan("kayak weekend plans", len(mem))
     assert used == ["kayak"] and set(dropped) == {"weekend", "plans"}
     assert mem.search("kayak weekend plans", k=1, mode="lexical")[0].content == "weekend kayak plans"
+    # only common words: the few rows holding a pair of them are scored (AND, not OR)
+    fill(mem, [f"sunny weekend number {i}" for i in range(100)] + ["sunny plans"])
+    assert mem.lexical.plan("sunny weekend plans", len(mem))[0] == []
+    hits = mem.search("sunny weekend plans", k=5, mode="lexical")
+    assert [h.content for h in hits] == ["sunny plans"]
 
 
 def test_projected_dense_search_agrees_with_exact_search():

@@ -6,7 +6,8 @@ in a question can never make the query fail. FTS5 computes bm25() for every matc
 (about a microsecond each), so a query over a big store would spend its time on words that
 match half the rows and say nothing (``the``, ``what``, ``like``): stop words are dropped, the
 remaining words are taken rarest first, and words are added only while the rows they match stay
-within ``budget``. Rare words — names, codes, places — are exactly what BM25 is good at.
+within ``budget``. Rare words — names, codes, places — are exactly what BM25 is good at; when
+every word is common, the rows containing a pair of them are scored instead.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import re
 import sqlite3
 from collections.abc import Sequence
+from itertools import combinations
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before
@@ -59,18 +61,38 @@ class LexicalSearcher:
 
     def doc_freq(self, term: str, rows: int) -> int:
         """Rows matching ``term``, counted up to ``budget + 1`` (cached per index size)."""
+        return self._count(quote(term), rows)
+
+    def _count(self, match: str, rows: int) -> int:
         if rows > self._df_rows * 1.05 + 100 or rows < self._df_rows:
             self._df_cache.clear()
             self._df_rows = rows
-        df = self._df_cache.get(term)
-        if df is None:
-            df = self.conn.execute(
+        n = self._df_cache.get(match)
+        if n is None:
+            n = self.conn.execute(
                 "SELECT count(*) FROM (SELECT rowid FROM memories_fts "
                 "WHERE memories_fts MATCH ? LIMIT ?)",
-                (quote(term), self.budget + 1),
+                (match, self.budget + 1),
             ).fetchone()[0]
-            self._df_cache[term] = df
-        return df
+            self._df_cache[match] = n
+        return n
+
+    def match_expression(self, text: str, rows: int) -> tuple[str | None, float]:
+        """The FTS5 query for ``text`` (``None`` if nothing affordable matches) and its IDF mass.
+
+        Rare words are OR-ed. When every word is too common for that, the rows containing a
+        pair of them are scored instead, if they are few enough.
+        """
+        used, dropped, mass = self.plan(text, rows)
+        if used:
+            return " OR ".join(quote(t) for t in used), mass
+        # every word is common: their counts are all capped, so try the pairs of the first
+        # three and score the rows holding the pair that is rarest together
+        pairs = [" AND ".join(quote(t) for t in pair) for pair in combinations(dropped[:3], 2)]
+        fits = [(n, p) for p in pairs if 0 < (n := self._count(p, rows)) <= self.budget]
+        if fits:
+            return min(fits)[1], mass
+        return None, mass
 
     def plan(self, text: str, rows: int) -> tuple[list[str], list[str], float]:
         """(terms used, terms dropped because they match too many rows, the query's IDF mass).
@@ -104,10 +126,9 @@ class LexicalSearcher:
         """((id, bm25 score) best first, the query's IDF mass).
 
         The score is FTS5's bm25() negated (higher = better)."""
-        used, _, mass = self.plan(text, rows)
-        if not used:
+        match, mass = self.match_expression(text, rows)
+        if match is None:
             return [], mass
-        match = " OR ".join(quote(t) for t in used)
         score = "bm25(memories_fts, 0.5, 1.0)"  # a speaker's name counts half as much as the text
         filtered = session is not None or (kinds is not None and len(set(kinds)) < 3)
         if not filtered:  # superseded facts are dropped by the caller, no join needed
