@@ -242,6 +242,9 @@ def _request(kit: Any, provider: str, messages: list[dict], system: str | None, 
             config["temperature"] = temperature
         return model, {"model": model, "contents": gemini_contents(messages), "config": config}
     if temperature is not None:
+        if provider == "anthropic":
+            raise ConfigError("the anthropic SDK pinned here (2.14) has no `temperature` parameter on "
+                              "messages.create; leave temperature=None for anthropic.")
         kw["temperature"] = temperature
     return model, kw
 
