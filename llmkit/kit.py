@@ -32,7 +32,7 @@ from .models import KEY_VARS, MODELS, PROVIDERS, UPSTREAMS
 from .usage import UsageLedger
 
 MODES = ("replay", "live", "record")
-DUMMY_KEYS = {"openai": "sk-replay-dummy", "anthropic": "sk-ant-replay-dummy", "gemini": "replay-dummy-key"}
+DUMMY_KEYS = {"openai": "replay-dummy-openai-key", "anthropic": "replay-dummy-anthropic-key", "gemini": "replay-dummy-key"}
 
 _current: Kit | None = None
 

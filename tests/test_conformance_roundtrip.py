@@ -154,7 +154,7 @@ def openai_outcome(conf: dict, url: str) -> dict:
     from openai.types.responses import Response, ResponseStreamEvent
 
     body = conf["request"]["body"]
-    client = openai.OpenAI(api_key="sk-replay-dummy", base_url=f"{url}/v1", max_retries=0)
+    client = openai.OpenAI(api_key="replay-dummy-openai-key", base_url=f"{url}/v1", max_retries=0)
     try:
         if conf["api"] == "openai chat.completions":
             if body.get("stream"):
@@ -190,7 +190,7 @@ def anthropic_outcome(conf: dict, url: str) -> dict:
 
     body = conf["request"]["body"]
     path = urlsplit(conf["request"]["url"]).path
-    client = anthropic.Anthropic(api_key="sk-ant-replay-dummy", base_url=url, max_retries=0)
+    client = anthropic.Anthropic(api_key="replay-dummy-anthropic-key", base_url=url, max_retries=0)
     try:
         if path.endswith("/count_tokens"):
             client.post(path, body=body, cast_to=MessageTokensCount)

@@ -59,7 +59,7 @@ def run(ctx: Context) -> None:
     replay = ServerThread(app).start()
     bare = ServerThread(BareApp(ping.response.body_bytes())).start()
     payload = json.dumps(ping.request.body).encode()
-    headers = {"content-type": "application/json", "authorization": "Bearer sk-replay-dummy"}
+    headers = {"content-type": "application/json", "authorization": "Bearer replay-dummy-openai-key"}
     client = httpx.Client(timeout=30)
     try:
         rounds = ctx.pick(quick=100, full=1000)
