@@ -32,7 +32,8 @@ from .models import KEY_VARS, MODELS, PROVIDERS, UPSTREAMS
 from .usage import UsageLedger
 
 MODES = ("replay", "live", "record")
-DUMMY_KEYS = {"openai": "replay-dummy-openai-key", "anthropic": "replay-dummy-anthropic-key", "gemini": "replay-dummy-key"}
+DUMMY_KEYS = {"openai": "replay-dummy-openai-key", "anthropic": "replay-dummy-anthropic-key",
+              "gemini": "replay-dummy-gemini-key"}
 
 _current: Kit | None = None
 

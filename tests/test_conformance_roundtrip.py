@@ -218,7 +218,7 @@ def gemini_outcome(conf: dict, url: str) -> dict:
     parts = urlsplit(conf["request"]["url"])
     version, method_path = parts.path.lstrip("/").split("/", 1)
     path = method_path + (f"?{parts.query}" if parts.query else "")
-    client = genai.Client(api_key="replay-dummy-key", http_options=types.HttpOptions(base_url=url,
+    client = genai.Client(api_key="replay-dummy-gemini-key", http_options=types.HttpOptions(base_url=url,
                                                                                    api_version=version))
     api = client._api_client  # the SDK's own transport and SSE decoder, fed the recorded body as is
     body = conf["request"]["body"]
