@@ -256,11 +256,16 @@ class Memory:
         return ids
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        vecs = np.asarray(self.embedder.embed(list(texts)), dtype=np.float32)
-        if vecs.shape != (len(texts), self.index.dim):
+        """Vectors for ``texts``, each distinct text encoded once ("ok", "thanks" recur)."""
+        unique = list(dict.fromkeys(texts))
+        vecs = np.asarray(self.embedder.embed(unique), dtype=np.float32)
+        if vecs.shape != (len(unique), self.index.dim):
             raise EmbedderError(
-                f"embedder returned shape {vecs.shape}, expected ({len(texts)}, {self.index.dim})"
+                f"embedder returned shape {vecs.shape}, expected ({len(unique)}, {self.index.dim})"
             )
+        if len(unique) < len(texts):
+            where = {text: n for n, text in enumerate(unique)}
+            vecs = vecs[[where[t] for t in texts]]
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return np.ascontiguousarray(vecs / np.maximum(norms, 1e-12))
 
