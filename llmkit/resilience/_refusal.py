@@ -12,22 +12,12 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
+from ..wire.gemini import BLOCKED_FINISH_REASONS
 from ._errors import ContentRefused
 from ._taxonomy import ClassifiedError, ErrorKind
 
-_REFUSAL_REASONS = frozenset(
-    {
-        "content_filter",  # OpenAI finish_reason
-        "refusal",  # Anthropic stop_reason
-        "SAFETY",  # Gemini finishReason ...
-        "RECITATION",
-        "BLOCKLIST",
-        "PROHIBITED_CONTENT",
-        "SPII",
-        "IMAGE_SAFETY",
-        "IMAGE_PROHIBITED_CONTENT",
-    }
-)
+# OpenAI finish_reason, Anthropic stop_reason, and Gemini's block reasons (defined once, in llmkit.wire.gemini).
+_REFUSAL_REASONS = frozenset({"content_filter", "refusal"}) | BLOCKED_FINISH_REASONS
 
 
 def refusal(response: object, *, provider: str | None = None) -> ClassifiedError | None:

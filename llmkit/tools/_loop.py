@@ -198,6 +198,27 @@ def _finish_run(provider: str, messages: list[dict], rounds: list[Round], result
     return ToolRun(provider, text, "max_rounds", rounds, messages)
 
 
+def _settle(provider: str, history: list[dict], rounds: list[Round], result: Any, max_rounds: int) -> ToolRun | None:
+    """Record one model answer; return the finished run if the loop ends here (error, answer, round limit)."""
+    rounds.append(Round(result))
+    if result.errors:
+        return ToolRun(provider, result.errors[0].message, "error", rounds, history)
+    history.append(_as_history(provider, result))
+    if not result.tool_calls:
+        return ToolRun(provider, result.text, "answer", rounds, history)
+    if len(rounds) == max_rounds:
+        return _finish_run(provider, history, rounds, result, max_rounds)
+    return None
+
+
+def _record(history: list[dict], rounds: list[Round], result: Any, outcomes: list[ToolOutcome]) -> None:
+    """Attach the tools' outcomes to the round and send them back to the model in the next one."""
+    from .. import chat
+
+    rounds[-1] = Round(result, tuple(outcomes))
+    history.extend(chat.tool_result(o.call, o.content, is_error=o.is_error) for o in outcomes)
+
+
 def run_tools(kit: Any, provider: str, messages: list[dict], tools: list[Tool], *, system: str | None = None,
               max_rounds: int = 5, stream: bool = False, on_event: Callable[[Event], None] | None = None,
               confirm: Callable[[Tool, dict], bool] | None = None, model: str | None = None,
@@ -226,17 +247,9 @@ def run_tools(kit: Any, provider: str, messages: list[dict], tools: list[Tool], 
             result = chat.ChatResult.from_collected(provider, model or kit.models[provider], collect(events))
         else:
             result = chat.complete(kit, provider, history, **kw)
-        rounds.append(Round(result))
-        if result.errors:
-            return ToolRun(provider, result.errors[0].message, "error", rounds, history)
-        history.append(_as_history(provider, result))
-        if not result.tool_calls:
-            return ToolRun(provider, result.text, "answer", rounds, history)
-        if len(rounds) == max_rounds:
-            return _finish_run(provider, history, rounds, result, max_rounds)
-        outcomes = execute_calls_sync(result.tool_calls, tools, confirm)
-        rounds[-1] = Round(result, tuple(outcomes))
-        history.extend(chat.tool_result(o.call, o.content, is_error=o.is_error) for o in outcomes)
+        if (done := _settle(provider, history, rounds, result, max_rounds)) is not None:
+            return done
+        _record(history, rounds, result, execute_calls_sync(result.tool_calls, tools, confirm))
     raise AssertionError("unreachable")
 
 
@@ -254,15 +267,7 @@ async def arun_tools(kit: Any, provider: str, messages: list[dict], tools: list[
     for _ in range(max_rounds):
         result = await chat.acomplete(kit, provider, history, system=system, model=model, tools=tools,
                                       max_tokens=max_tokens, temperature=temperature)
-        rounds.append(Round(result))
-        if result.errors:
-            return ToolRun(provider, result.errors[0].message, "error", rounds, history)
-        history.append(_as_history(provider, result))
-        if not result.tool_calls:
-            return ToolRun(provider, result.text, "answer", rounds, history)
-        if len(rounds) == max_rounds:
-            return _finish_run(provider, history, rounds, result, max_rounds)
-        outcomes = await execute_calls(result.tool_calls, tools, confirm)
-        rounds[-1] = Round(result, tuple(outcomes))
-        history.extend(chat.tool_result(o.call, o.content, is_error=o.is_error) for o in outcomes)
+        if (done := _settle(provider, history, rounds, result, max_rounds)) is not None:
+            return done
+        _record(history, rounds, result, await execute_calls(result.tool_calls, tools, confirm))
     raise AssertionError("unreachable")

@@ -37,7 +37,8 @@ __all__ = [
 #: google-genai's default; ``"v1beta"`` is selectable and has the newest features first.
 DEFAULT_API_VERSION = "v1"
 
-_BLOCKED = {
+#: Gemini finish reasons that mean the answer was blocked (llmkit.resilience reads them as refusals).
+BLOCKED_FINISH_REASONS = frozenset({
     "SAFETY",
     "RECITATION",
     "BLOCKLIST",
@@ -46,7 +47,7 @@ _BLOCKED = {
     "IMAGE_SAFETY",
     "IMAGE_PROHIBITED_CONTENT",
     "IMAGE_RECITATION",
-}
+})
 _FAILED = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"}
 
 
@@ -181,7 +182,7 @@ def _usage(meta: dict[str, Any]) -> Usage:
 
 
 def _finish(raw: str, has_tools: bool, blocked_prompt: bool) -> Finish:
-    if blocked_prompt or raw in _BLOCKED:
+    if blocked_prompt or raw in BLOCKED_FINISH_REASONS:
         return Finish("content_filter", raw)
     if raw == "STOP":
         # Gemini has no "tool_calls" reason; a turn that called tools ends with STOP.
