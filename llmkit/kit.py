@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import guard
-from .errors import ConfigError, LlmkitError
+from .errors import ConfigError
 from .models import KEY_VARS, MODELS, PROVIDERS, UPSTREAMS
 from .usage import UsageLedger
 
@@ -340,10 +340,7 @@ def start(lesson: str, *, mode: str | None = None, speed: float | None = None,
     if _current is not None:
         _current.close()
         _current = None
-    try:
-        kit = Kit(lesson, mode=mode, speed=speed, cassette_dir=cassette_dir)
-    except LlmkitError:
-        raise
+    kit = Kit(lesson, mode=mode, speed=speed, cassette_dir=cassette_dir)
     _current = kit
     if not quiet:
         print(kit.banner())
