@@ -1,6 +1,6 @@
 """Provider-neutral events: what a model response *is*, whichever provider sent it.
 
-Introduced in lesson 2 (02_streaming); lesson 1 (01_sdk_vs_raw) uses ``collect``.
+Introduced in lesson 2 (02_streaming); lesson 1 (01_sdk_vs_http) uses ``collect``.
 
 Every response - streamed or not, raw HTTP or official SDK, OpenAI, Anthropic or
 Gemini - is turned into the same small sequence of frozen values::

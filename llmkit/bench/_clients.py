@@ -1,6 +1,6 @@
 """Suite ``clients``: what each official SDK costs per request compared with raw HTTP.
 
-Introduced in lesson 10 (10_benchmarks), measuring what lesson 1 (01_sdk_vs_raw) teaches. Against the
+Introduced in lesson 10 (10_benchmarks), measuring what lesson 1 (01_sdk_vs_http) teaches. Against the
 replay server at speed 0 (the server answers at once, so what is left is the client's own work):
 a tiny non-streamed call through each SDK and through requests, httpx and httpx2; the time to the first
 text of a streamed answer, SDK vs httpx with ``llmkit.wire``'s parser; and a two-round tool call

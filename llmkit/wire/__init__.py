@@ -1,6 +1,6 @@
 """Raw HTTP to OpenAI, Anthropic and Gemini, without their SDKs.
 
-Introduced in lesson 1 (01_sdk_vs_raw) and lesson 2 (02_streaming).
+Introduced in lesson 1 (01_sdk_vs_http) and lesson 2 (02_streaming).
 
 One module per provider, each with the same parts::
 

@@ -1,6 +1,6 @@
 """What the provider modules share: the request value and the stream-parser skeleton.
 
-Introduced in lesson 1 (01_sdk_vs_raw) and lesson 2 (02_streaming).
+Introduced in lesson 1 (01_sdk_vs_http) and lesson 2 (02_streaming).
 
 A streamed response body is not always a stream. A provider that rejects a
 ``stream=true`` request answers with a plain JSON error (OpenAI, Anthropic) -

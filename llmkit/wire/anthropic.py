@@ -1,6 +1,6 @@
 """Anthropic Messages over raw HTTP, without the SDK.
 
-Introduced in lesson 1 (01_sdk_vs_raw); the stream parser in lesson 2 (02_streaming).
+Introduced in lesson 1 (01_sdk_vs_http); the stream parser in lesson 2 (02_streaming).
 
 The stream is named SSE events: ``message_start`` (input usage),
 ``content_block_start`` / ``content_block_delta`` / ``content_block_stop`` per
@@ -55,7 +55,7 @@ def messages_request(
     version: str = API_VERSION,
     **params: Any,
 ) -> WireRequest:
-    """``POST /v1/messages``. Introduced in lesson 1 (01_sdk_vs_raw).
+    """``POST /v1/messages``. Introduced in lesson 1 (01_sdk_vs_http).
 
     ``max_tokens`` is required by the API. ``system``, ``tools`` and other body
     fields pass through ``params``. The key goes in ``x-api-key`` (the
@@ -190,7 +190,7 @@ class MessagesStreamParser(StreamParser):
 def parse_response(body: bytes | str | dict[str, Any]) -> list[Event]:
     """A non-streamed ``message`` → the same events a stream gives.
 
-    Introduced in lesson 1 (01_sdk_vs_raw).
+    Introduced in lesson 1 (01_sdk_vs_http).
     """
     obj = load_json(body)
     if obj.get("type") == "error":

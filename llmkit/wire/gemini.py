@@ -1,6 +1,6 @@
 """Google Gemini (``generateContent``) over raw HTTP, without the SDK.
 
-Introduced in lesson 1 (01_sdk_vs_raw); the stream parser in lesson 2 (02_streaming).
+Introduced in lesson 1 (01_sdk_vs_http); the stream parser in lesson 2 (02_streaming).
 
 With ``alt=sse`` each ``data: `` line (CRLF-separated, no terminator) holds a
 whole ``GenerateContentResponse``: new text parts, function calls that arrive
@@ -62,7 +62,7 @@ def generate_content_request(
 ) -> WireRequest:
     """``POST /{v1|v1beta}/models/{model}:generateContent`` or ``:streamGenerateContent?alt=sse``.
 
-    Introduced in lesson 1 (01_sdk_vs_raw). ``contents`` may be a plain string
+    Introduced in lesson 1 (01_sdk_vs_http). ``contents`` may be a plain string
     (one user turn). Other body fields pass through ``params`` under their wire
     (camelCase) names: ``systemInstruction``, ``generationConfig``, ``tools``.
     The key goes in the ``x-goog-api-key`` header rather than ``?key=``, so it
@@ -264,7 +264,7 @@ class GeminiStreamParser(StreamParser):
 def parse_response(body: bytes | str | dict[str, Any]) -> list[Event]:
     """A non-streamed ``GenerateContentResponse`` → the same events a stream gives.
 
-    Introduced in lesson 1 (01_sdk_vs_raw). It is exactly one stream chunk
+    Introduced in lesson 1 (01_sdk_vs_http). It is exactly one stream chunk
     followed by the end of the stream, so it goes through the stream parser.
     """
     parser = GeminiStreamParser()

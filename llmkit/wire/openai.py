@@ -1,6 +1,6 @@
 """OpenAI over raw HTTP: Chat Completions and Responses, without the SDK.
 
-Introduced in lesson 1 (01_sdk_vs_raw); the stream parsers in lesson 2 (02_streaming).
+Introduced in lesson 1 (01_sdk_vs_http); the stream parsers in lesson 2 (02_streaming).
 
 Chat Completions streams ``data: {chunk}`` lines and ends with ``data: [DONE]``;
 tool-call arguments arrive as fragments keyed by ``tool_calls[].index``; with
@@ -72,7 +72,7 @@ def chat_request(
     api_key: str | None = None,
     **params: Any,
 ) -> WireRequest:
-    """``POST /v1/chat/completions``. Introduced in lesson 1 (01_sdk_vs_raw).
+    """``POST /v1/chat/completions``. Introduced in lesson 1 (01_sdk_vs_http).
 
     ``messages`` may be a plain string (one user message). Other body fields
     (``tools``, ``tool_choice``, ``temperature`` ...) pass through ``params``.
@@ -96,7 +96,7 @@ def responses_request(
     api_key: str | None = None,
     **params: Any,
 ) -> WireRequest:
-    """``POST /v1/responses`` (the Responses API). Introduced in lesson 1 (01_sdk_vs_raw)."""
+    """``POST /v1/responses`` (the Responses API). Introduced in lesson 1 (01_sdk_vs_http)."""
     body: dict[str, Any] = {"model": model, "input": input, **params}
     if stream:
         body["stream"] = True
@@ -276,7 +276,7 @@ def _response_end(resp: dict[str, Any], has_tools: bool) -> list[Event]:
 def parse_chat_response(body: bytes | str | dict[str, Any]) -> list[Event]:
     """A non-streamed ``chat.completion`` → the same events a stream gives.
 
-    Introduced in lesson 1 (01_sdk_vs_raw).
+    Introduced in lesson 1 (01_sdk_vs_http).
     """
     obj = load_json(body)
     if isinstance(obj.get("error"), dict):
@@ -305,7 +305,7 @@ def parse_chat_response(body: bytes | str | dict[str, Any]) -> list[Event]:
 def parse_responses_response(body: bytes | str | dict[str, Any]) -> list[Event]:
     """A non-streamed Responses ``response`` object → events.
 
-    Introduced in lesson 1 (01_sdk_vs_raw). Reasoning items give their summary
+    Introduced in lesson 1 (01_sdk_vs_http). Reasoning items give their summary
     text (if any) as ``ThinkingDelta``; encrypted reasoning stays opaque.
     """
     obj = load_json(body)

@@ -126,13 +126,13 @@ def gemini_events_async(responses: AsyncIterable[Any]) -> AsyncIterator[Event]:
 def openai_response_events(obj: Any) -> list[Event]:
     """A non-streamed ``ChatCompletion`` or Responses ``Response`` → events.
 
-    Introduced in lesson 1 (01_sdk_vs_raw).
+    Introduced in lesson 1 (01_sdk_vs_http).
     """
     return _openai.parse_response(_openai_like(obj))
 
 
 def anthropic_message_events(message: Any) -> list[Event]:
-    """A non-streamed anthropic ``Message`` → events. Introduced in lesson 1 (01_sdk_vs_raw)."""
+    """A non-streamed anthropic ``Message`` → events. Introduced in lesson 1 (01_sdk_vs_http)."""
     return _anthropic.parse_response(_openai_like(message))
 
 
