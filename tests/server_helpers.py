@@ -167,3 +167,28 @@ def read_to_end(client: httpx.Client, url: str, token: str, *, drops: list[int] 
         if read.terminal is not None:
             return "".join(e.data["text"] for e in events if e.event == "delta"), events, connections
         assert connections < 50, "the stream never ended"
+
+
+class CutEvents:
+    """ASGI middleware that cuts an events connection after ``n`` body messages, as a proxy timing out or
+    a deploy would. ``times`` limits how many connections it cuts (None: every one); ``cuts`` counts them."""
+
+    def __init__(self, app, n: int, *, times: int | None = None):
+        self.app, self.n, self.times, self.cuts = app, n, times, 0
+
+    async def __call__(self, scope, receive, send):
+        exhausted = self.times is not None and self.cuts >= self.times
+        if scope["type"] != "http" or not scope["path"].endswith("/events") or exhausted:
+            return await self.app(scope, receive, send)
+        sent = 0
+
+        async def cutting_send(message):
+            nonlocal sent
+            if message["type"] == "http.response.body":
+                sent += 1
+                if sent > self.n:
+                    self.cuts += 1
+                    raise ConnectionResetError("cut by the test proxy")
+            await send(message)
+
+        return await self.app(scope, receive, cutting_send)

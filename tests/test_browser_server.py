@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from server_helpers import PROMPTS, answers, record_cassette
+from server_helpers import PROMPTS, CutEvents, answers, record_cassette
 
 from llmkit.kit import Kit
 from llmkit.replay.server import ServerThread
@@ -21,35 +21,12 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chr
                                 "(bash scripts/sysdeps.sh installs it)")
 
 
-class _CutFirstConnection:
-    """Cuts the first events connection after ``n`` body messages, as a proxy or a deploy would."""
-
-    def __init__(self, app, n: int):
-        self.app, self.n, self.cuts = app, n, 0
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].endswith("/events") or self.cuts:
-            return await self.app(scope, receive, send)
-        sent = 0
-
-        async def cutting_send(message):
-            nonlocal sent
-            if message["type"] == "http.response.body":
-                sent += 1
-                if sent > self.n:
-                    self.cuts += 1
-                    raise ConnectionResetError("cut by the test")
-            await send(message)
-
-        return await self.app(scope, receive, cutting_send)
-
-
 @pytest.fixture
 def page_url(tmp_path: Path):
     record_cassette(tmp_path)
     kit = Kit("relay", mode="replay", speed=0.3, cassette_dir=tmp_path)
     app = create_app(kit)
-    cutter = _CutFirstConnection(app, 8)
+    cutter = CutEvents(app, 8, times=1)
     thread = ServerThread(cutter).start()
     yield thread.url, cutter
     app.state.relay.shutdown()

@@ -16,6 +16,7 @@ import pytest
 from server_helpers import (
     REDIS_SERVER,
     ROOT,
+    CutEvents,
     answers,
     body,
     read_events,
@@ -132,31 +133,9 @@ def test_resume_after_the_stream_ended_returns_the_rest_from_the_buffer(relay, k
     assert rest.events[-1].event == "done"
 
 
-class _CutAfter:
-    """ASGI middleware that cuts the events connection after ``n`` body messages (a proxy timing out)."""
-
-    def __init__(self, app, n: int):
-        self.app, self.n = app, n
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not scope["path"].endswith("/events"):
-            return await self.app(scope, receive, send)
-        sent = 0
-
-        async def cutting_send(message):
-            nonlocal sent
-            if message["type"] == "http.response.body":
-                sent += 1
-                if sent > self.n:
-                    raise ConnectionResetError("cut by the test proxy")
-            await send(message)
-
-        return await self.app(scope, receive, cutting_send)
-
-
 def test_server_side_cut_is_resumed(make_buffer, kit_factory):
     app = create_app(kit_factory(speed=0.3), buffer=make_buffer())
-    thread = ServerThread(_CutAfter(app, 6)).start()
+    thread = ServerThread(CutEvents(app, 6)).start()
     try:
         with httpx.Client(base_url=thread.url) as client:
             info = post(client, body("long"))
