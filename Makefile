@@ -5,6 +5,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
+# PyTorch wheel index. Empty: PyPI, whose Linux wheels bundle CUDA (several GB). On a Linux machine
+# without an NVIDIA GPU, use the CPU-only wheels instead:
+#   make venv TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
 # Tests replay at speed 0 and never use real keys.
 TESTENV := LLMKIT_MODE=replay LLMKIT_SPEED=0 OPENAI_API_KEY= ANTHROPIC_API_KEY= GEMINI_API_KEY= GOOGLE_API_KEY=
 
@@ -13,8 +17,8 @@ TESTENV := LLMKIT_MODE=replay LLMKIT_SPEED=0 OPENAI_API_KEY= ANTHROPIC_API_KEY= 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==26.3
-	# torch first and explicitly: a CPU build is available here; unpinned it pulls a multi-GB CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
+	# torch first, on its own, so TORCH_INDEX_URL decides which build (CPU or CUDA) the pin resolves to.
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==2.13.0
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
@@ -32,8 +36,9 @@ lint: $(STAMP)
 unit: $(STAMP) sysdeps
 	$(TESTENV) $(PY) -m pytest -q tests
 
+# Inside a loopback-only network namespace when the OS allows it (scripts/netns.sh says which).
 notebooks: $(STAMP)
-	$(TESTENV) $(PY) -m pytest -q -p no:python --nbval --nbval-current-env \
+	$(TESTENV) bash scripts/netns.sh $(PY) -m pytest -q -p no:python --nbval --nbval-current-env \
 	  --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=120 \
 	  -n 2 --dist loadscope notebooks
 

@@ -71,13 +71,7 @@ async def _measure_all(kit: Kit, providers: list[str], rounds: int, streams: int
 
 async def _close_clients(kit: Kit) -> None:
     """The async clients belong to the running event loop: close them on it (not at garbage collection)."""
-    for name in ("openai_async", "anthropic_async"):
-        client = kit.__dict__.pop(name, None)
-        if client is not None:
-            await client.close()
-    if "gemini" in kit.__dict__:
-        await kit.__dict__.pop("gemini").aio.aclose()
-    await chat.aclose_wire_client(kit)
+    await kit.aclose_async_clients()
 
 
 def record(folder: Path, providers: list[str]) -> None:

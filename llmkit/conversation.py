@@ -33,9 +33,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, LlmkitError
+from .errors import BudgetError, ConfigError  # BudgetError re-exported: every llmkit error lives there
+
+if TYPE_CHECKING:
+    from .kit import Kit
 
 POLICIES = ("none", "sliding", "pinned", "summarize")
 FILE_VERSION = 1
@@ -45,10 +48,6 @@ SUMMARY_INSTRUCTION = (
     "themselves, their goals, names, numbers and decisions; drop pleasantries. At most 120 words.")
 
 Counter = Callable[["Conversation", str | None, list[dict]], int]
-
-
-class BudgetError(LlmkitError, ValueError):
-    """A request cannot be brought under the token budget; the message says by how much."""
 
 
 # --- counting --------------------------------------------------------------------------------------
@@ -82,20 +81,10 @@ def estimate_tokens(system: str | None, messages: list[dict], provider: str = "o
 
 def provider_count(conv: Conversation, system: str | None, messages: list[dict]) -> int:
     """The provider's own count where it has one (Anthropic, Gemini), the estimate otherwise (OpenAI)."""
-    from . import chat
+    from . import providers
 
-    kit, model = conv.kit, conv.model
-    if conv.provider == "anthropic":
-        kw: dict[str, Any] = {"model": model, "messages": chat.anthropic_messages(messages)}
-        if system:
-            kw["system"] = system
-        return kit.anthropic.messages.count_tokens(**kw).input_tokens
-    if conv.provider == "gemini":
-        # The Gemini API's countTokens takes contents only (system_instruction is a Vertex AI option),
-        # so the system prompt is sent as a leading user turn for counting: the same text, counted.
-        contents = chat.gemini_contents(([chat.user(system)] if system else []) + messages)
-        return kit.gemini.models.count_tokens(model=model, contents=contents).total_tokens
-    return estimate_tokens(system, messages, conv.provider, model)
+    counted = providers.get(conv.provider).count_tokens(conv.kit, conv.model, system, messages)
+    return counted if counted is not None else estimate_tokens(system, messages, conv.provider, conv.model)
 
 
 def local_count(conv: Conversation, system: str | None, messages: list[dict]) -> int:
@@ -122,7 +111,7 @@ class TurnStats:
 class Conversation:
     """A chat session with a token budget (lesson 6). See the module docstring."""
 
-    kit: Any
+    kit: Kit
     provider: str
     system: str | None = None
     model: str | None = None
@@ -139,10 +128,9 @@ class Conversation:
     stats: list[TurnStats] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        from .chat import PROVIDERS
+        from . import providers
 
-        if self.provider not in PROVIDERS:
-            raise ConfigError(f"unknown provider {self.provider!r}; choose one of {', '.join(PROVIDERS)}.")
+        providers.get(self.provider)  # raises ConfigError naming the known providers
         if self.policy not in POLICIES:
             raise ConfigError(f"unknown policy {self.policy!r}; choose one of {', '.join(POLICIES)}.")
         if self.policy != "none" and self.budget is None:
@@ -169,13 +157,9 @@ class Conversation:
 
     def provider_messages(self) -> Any:
         """The window in the provider's own format (what the SDK call receives)."""
-        from . import chat
+        from . import providers
 
-        if self.provider == "openai":
-            return chat.openai_messages(self.window(), self.effective_system())
-        if self.provider == "anthropic":
-            return chat.anthropic_messages(self.window())
-        return chat.gemini_contents(self.window())
+        return providers.get(self.provider).messages(self.window(), self.effective_system())
 
     def count(self) -> int:
         """Tokens of the next request as it stands (system + window)."""
@@ -273,7 +257,7 @@ class Conversation:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], kit: Any, *, counter: Counter | None = None) -> Conversation:
+    def load(cls, path: str | os.PathLike[str], kit: Kit, *, counter: Counter | None = None) -> Conversation:
         """A session saved by :meth:`save`, ready to continue with ``kit``."""
         path = Path(path)
         try:

@@ -7,7 +7,8 @@ One line at the top of every lesson::
 prints a banner (mode, cassette, server) and returns ready clients: ``kit.openai``, ``kit.anthropic``,
 ``kit.gemini`` (and ``*_async`` twins), ``kit.legacy_gemini`` (the end-of-life google-generativeai,
 REST transport), ``kit.base_url(p)`` / ``kit.headers(p)`` for raw HTTP, ``kit.models``, ``kit.faults``,
-``kit.speed`` and ``kit.usage``. The mode comes from ``LLMKIT_MODE`` (``replay`` by default):
+``kit.speed``, ``kit.usage`` and ``kit.http_client()`` (the one configured ``httpx2`` client).
+The mode comes from ``LLMKIT_MODE`` (``replay`` by default):
 
 - replay: an embedded server on 127.0.0.1 plays ``cassettes/<lesson>.json``; dummy keys; the network
   guard refuses any other connection.
@@ -15,21 +16,30 @@ REST transport), ``kit.base_url(p)`` / ``kit.headers(p)`` for raw HTTP, ``kit.mo
 - record: the embedded server forwards to the providers and writes the cassette, secrets scrubbed
   (with ``LLMKIT_SCRIPT=file.py``: answers come from a script and the cassette is marked scripted).
 
-SDKs are imported on first use of a client, so ``import llmkit`` stays fast.
+SDKs are imported on first use of a client, so ``import llmkit`` stays fast. ``kit.close()`` (or
+``with llmkit.start(...) as kit:``) closes every client the kit built, stops its server and releases its
+hold on the network guard.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import weakref
+from collections.abc import Awaitable, Callable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import guard
 from .errors import ConfigError
 from .models import KEY_VARS, MODELS, PROVIDERS, UPSTREAMS
 from .usage import UsageLedger
+
+if TYPE_CHECKING:
+    from .replay.faults import FaultPlan
 
 MODES = ("replay", "live", "record")
 DUMMY_KEYS = {"openai": "replay-dummy-openai-key", "anthropic": "replay-dummy-anthropic-key",
@@ -76,6 +86,12 @@ class Kit:
         self._server: Any = None
         self.app: Any = None
         self._keys: dict[str, str | None] = {}
+        self._closed = False
+        self._holds_guard = False
+        self._http_sync: Any = None
+        self._http_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._http_async_unbound: Any = None  # built outside any event loop (the live async SDK clients')
+        self._closing: set[asyncio.Future[Any]] = set()  # async closes scheduled on a running loop
         if mode != "replay":
             self._load_dotenv()
         if mode == "replay":
@@ -107,6 +123,7 @@ class Kit:
         self._keys = dict(DUMMY_KEYS)
         self._serve()
         guard.install()
+        self._holds_guard = True  # released once, by close()
 
     def _start_record(self) -> None:
         from datetime import UTC, datetime
@@ -148,9 +165,9 @@ class Kit:
 
     def base_url(self, provider: str) -> str:
         """The base URL raw HTTP should use for ``provider`` (OpenAI's includes ``/v1``)."""
-        self._check_provider(provider)
-        root = self.server_url or self._upstreams[provider]
-        return f"{root}/v1" if provider == "openai" else root
+        from . import providers
+
+        return providers.get(provider).base_url(self.server_url or self._upstreams[provider])
 
     def key(self, provider: str) -> str:
         """The API key for ``provider``: a dummy in replay mode, the real one otherwise."""
@@ -164,79 +181,125 @@ class Kit:
 
     def headers(self, provider: str) -> dict[str, str]:
         """Auth and version headers for raw HTTP calls to ``provider``."""
-        key = self.key(provider)
-        if provider == "openai":
-            return {"authorization": f"Bearer {key}", "content-type": "application/json"}
-        if provider == "anthropic":
-            return {"x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json"}
-        return {"x-goog-api-key": key, "content-type": "application/json"}
+        from . import providers
+
+        return providers.get(provider).auth_headers(self.key(provider))
 
     @staticmethod
     def _check_provider(provider: str) -> None:
-        if provider not in PROVIDERS:
-            raise ConfigError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}.")
+        from . import providers
+
+        providers.get(provider)  # raises ConfigError naming the known providers
+
+    # --- HTTP clients (one factory: llmkit._http) ---------------------------------------------------------
+    def http_client(self, *, is_async: bool = False) -> Any:
+        """The kit's ``httpx2.Client`` (or, with ``is_async=True``, the ``httpx2.AsyncClient`` of the running
+        event loop: a client's connections belong to the loop that opened them).
+
+        Timeouts and limits are the SDKs' own (600 s, connect 5 s); in live mode the client reports every
+        response to ``kit.usage``, as the embedded server does in the other modes. Use it with
+        ``kit.base_url(p)`` and ``kit.headers(p)`` for raw HTTP; ``kit.close()`` closes it.
+        Introduced in lesson 0 (00_setup_and_replay); lesson 9 (09_sse_server) streams through it.
+        """
+        self._check_open()
+        if not is_async:
+            if self._http_sync is None:
+                self._http_sync = self._new_http(is_async=False)
+            return self._http_sync
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            return self._unbound_async_http()
+        client = self._http_async.get(loop)
+        if client is None or client.is_closed:
+            client = self._http_async[loop] = self._new_http(is_async=True)
+        return client
+
+    async def aclose_http_client(self) -> None:
+        """Close the running event loop's async client (if any), on that loop; the next
+        ``http_client(is_async=True)`` on a loop builds a fresh one. Introduced in lesson 9 (09_sse_server)."""
+        client = self._http_async.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    async def aclose_async_clients(self) -> None:
+        """Close the async clients (SDK and HTTP) on the running event loop, and forget them so that a later
+        loop (the next server, a notebook cell) builds fresh ones. Introduced in lesson 9 (09_sse_server)."""
+        for name in ("openai_async", "anthropic_async"):
+            client = self.__dict__.pop(name, None)  # a cached_property of this kit
+            if client is not None:
+                await client.close()
+        gemini = self.__dict__.pop("gemini", None)  # its async half (.aio) lives on this loop
+        if gemini is not None:
+            await gemini.aio.aclose()
+            gemini.close()
+        await self.aclose_http_client()
+
+    def _new_http(self, *, is_async: bool) -> Any:
+        from . import _http
+
+        if self.mode == "live":
+            return _http.new_client(is_async=is_async, on_body=self._observe_live)
+        # replay: the only peer is the embedded server, plain HTTP on loopback (the guard refuses any other),
+        # so no certificate store is loaded: that alone costs ~3 ms vs ~180 ms per client on a busy machine
+        return _http.new_client(is_async=is_async, verify=self.mode != "replay")
+
+    def _observe_live(self, request: Any, status: int, body: bytes) -> None:
+        host = urlsplit(str(request.url)).hostname or ""
+        provider = next((p for p in PROVIDERS if urlsplit(self._upstreams[p]).hostname == host), None)
+        if provider:
+            import json
+
+            try:
+                req_body = json.loads(request.content or b"null")
+            except ValueError:
+                req_body = None
+            self.usage.observe(provider, request.url.path, req_body, status, body, True)
+
+    @property
+    def _live_http(self) -> tuple[Any, Any]:
+        """(sync, async) clients for the SDKs in live mode: observing, so ``kit.usage`` sees their calls."""
+        return self.http_client(), self._unbound_async_http()
+
+    def _unbound_async_http(self) -> Any:
+        self._check_open()
+        if self._http_async_unbound is None:
+            self._http_async_unbound = self._new_http(is_async=True)
+        return self._http_async_unbound
 
     # --- SDK clients (built on first use) ------------------------------------------------------------------
-    @cached_property
-    def _live_http(self) -> tuple[Any, Any]:
-        from ._transport import observing_clients
+    def _sdk_client(self, provider: str, *, is_async: bool) -> Any:
+        """``provider``'s official SDK client pointed at the replay server (or the provider in live mode)."""
+        from . import providers
 
-        def on_body(request: Any, status: int, body: bytes) -> None:
-            host = urlsplit(str(request.url)).hostname or ""
-            provider = next((p for p in PROVIDERS if urlsplit(self._upstreams[p]).hostname == host), None)
-            if provider:
-                import json
-
-                try:
-                    req_body = json.loads(request.content or b"null")
-                except ValueError:
-                    req_body = None
-                self.usage.observe(provider, request.url.path, req_body, status, body, True)
-
-        return observing_clients(on_body)
-
-    def _http_kwargs(self, is_async: bool) -> dict[str, Any]:
-        return {"http_client": self._live_http[int(is_async)]} if self.mode == "live" else {}
+        live = self._live_http if self.mode == "live" else None
+        return providers.get(provider).sdk_client(self.key(provider), self.base_url(provider), live,
+                                                  is_async=is_async)
 
     @cached_property
     def openai(self) -> Any:
         """``openai.OpenAI`` pointed at the replay server (or the provider in live mode)."""
-        import openai
-
-        return openai.OpenAI(api_key=self.key("openai"), base_url=self.base_url("openai"), **self._http_kwargs(False))
+        return self._sdk_client("openai", is_async=False)
 
     @cached_property
     def openai_async(self) -> Any:
-        import openai
-
-        return openai.AsyncOpenAI(api_key=self.key("openai"), base_url=self.base_url("openai"),
-                                  **self._http_kwargs(True))
+        return self._sdk_client("openai", is_async=True)
 
     @cached_property
     def anthropic(self) -> Any:
         """``anthropic.Anthropic`` pointed at the replay server (or the provider in live mode)."""
-        import anthropic
-
-        return anthropic.Anthropic(api_key=self.key("anthropic"), base_url=self.base_url("anthropic"),
-                                   **self._http_kwargs(False))
+        return self._sdk_client("anthropic", is_async=False)
 
     @cached_property
     def anthropic_async(self) -> Any:
-        import anthropic
-
-        return anthropic.AsyncAnthropic(api_key=self.key("anthropic"), base_url=self.base_url("anthropic"),
-                                        **self._http_kwargs(True))
+        return self._sdk_client("anthropic", is_async=True)
 
     @cached_property
     def gemini(self) -> Any:
         """``google.genai.Client`` pointed at the replay server; ``kit.gemini.aio`` is its async twin."""
-        from google import genai
-        from google.genai import types
-
-        opts: dict[str, Any] = {"base_url": self.base_url("gemini")}
-        if self.mode == "live":
-            opts["httpx_client"], opts["httpx_async_client"] = self._live_http
-        return genai.Client(api_key=self.key("gemini"), http_options=types.HttpOptions(**opts))
+        return self._sdk_client("gemini", is_async=False)
 
     @property
     def gemini_async(self) -> Any:
@@ -273,7 +336,7 @@ class Kit:
         self.app.speed = float(value)
 
     @property
-    def faults(self) -> Any:
+    def faults(self) -> FaultPlan:
         """Fault injection (:class:`~llmkit.replay.faults.FaultPlan`); replay and record modes only."""
         if self.app is None:
             raise ConfigError("kit.faults injects failures into replayed traffic; it needs replay mode "
@@ -306,16 +369,94 @@ class Kit:
         have = ", ".join(f"{p} {'✓' if self._keys.get(p) else '✗ (no key)'}" for p in PROVIDERS)
         return f"llmkit · live mode · {have}"
 
+    # --- lifecycle ----------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop the embedded server and lift the network guard."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        if self.mode == "replay":
-            guard.uninstall()
+        """Close every client this kit built (SDK and HTTP, sync and async), stop its server and release its
+        hold on the network guard. Idempotent; ``with llmkit.start(...) as kit:`` calls it on exit.
+
+        Async clients are closed on their own event loop when it is running, else on a fresh one; inside a
+        running loop (a notebook) the close is scheduled on it. Introduced in lesson 0 (00_setup_and_replay).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._close_clients()
+        finally:
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+            if self._holds_guard:
+                self._holds_guard = False
+                guard.uninstall()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError(f"this kit ({self.lesson!r}) is closed; start a new one with "
+                              f"llmkit.start({self.lesson!r}).")
+
+    def _close_clients(self) -> None:
+        for name in ("openai", "anthropic"):
+            client = self.__dict__.pop(name, None)
+            if client is not None:
+                client.close()
+        for name in ("openai_async", "anthropic_async"):
+            client = self.__dict__.pop(name, None)
+            if client is not None:
+                self._close_async(client.close, None)
+        gemini = self.__dict__.pop("gemini", None)
+        if gemini is not None:
+            gemini.close()
+            self._close_async(gemini.aio.aclose, None)
+        self.__dict__.pop("legacy_gemini", None)  # a configured module: nothing to close
+        if self._http_sync is not None:
+            self._http_sync.close()
+            self._http_sync = None
+        for loop, client in list(self._http_async.items()):
+            self._close_async(client.aclose, loop)
+        self._http_async.clear()
+        if self._http_async_unbound is not None:
+            self._close_async(self._http_async_unbound.aclose, None)
+            self._http_async_unbound = None
+
+    def _close_async(self, aclose: Callable[[], Awaitable[Any]], owner: asyncio.AbstractEventLoop | None) -> None:
+        """Run ``aclose()`` on the loop that owns the connections if it runs, else where we can."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if owner is not None and owner is not running and owner.is_running():
+            asyncio.run_coroutine_threadsafe(_quietly(aclose), owner)  # not awaited: that loop may wait on us
+        elif running is not None:
+            task = running.create_task(_quietly(aclose))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        else:
+            asyncio.run(_quietly(aclose))
+
+    def __enter__(self) -> Kit:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         return f"<Kit {self.lesson!r} {self.mode}{' ' + self.server_url if self.server_url else ''}>"
+
+
+async def _quietly(aclose: Callable[[], Awaitable[Any]]) -> None:
+    """Close, and say nothing if the connections died with the event loop that opened them: a client
+    marks itself closed before it closes its transport, so it refuses new requests either way."""
+    try:
+        await aclose()
+    except (RuntimeError, OSError):
+        pass
 
 
 def _sdk_versions() -> dict[str, str]:

@@ -18,19 +18,15 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import LlmkitError
+from . import providers
+from .errors import ImageError  # re-exported: every llmkit error lives in llmkit.errors
 
 PNG, JPEG, GIF, WEBP = "image/png", "image/jpeg", "image/gif", "image/webp"
-
-
-class ImageError(LlmkitError, ValueError):
-    """An image cannot be sent as it is (unknown format, too large, unreadable). The message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -47,22 +43,9 @@ class ImageLimits:
 
 MB = 1024 * 1024
 
-LIMITS: dict[str, ImageLimits] = {
-    # platform.openai.com/docs/guides/images-vision: PNG, JPEG, WEBP, non-animated GIF; up to 50 MB of
-    # image payload per request; "high" detail scales to fit 2048x2048, then the short side to 768 px.
-    "openai": ImageLimits(frozenset({PNG, JPEG, GIF, WEBP}), max_bytes=50 * MB * 3 // 4, max_edge=None,
-                          fit_box=2048, short_side=768, long_edge=None),
-    # docs.anthropic.com/en/docs/build-with-claude/vision: JPEG, PNG, GIF, WebP; 5 MB per image (API; the
-    # API measures the base64 text, hence 3/4 of it in raw bytes); images larger than 8000x8000 px are
-    # rejected; a long edge over 1568 px is scaled down by the API anyway (it only adds latency), so 1568
-    # is the recommended size.
-    "anthropic": ImageLimits(frozenset({PNG, JPEG, GIF, WEBP}), max_bytes=5 * MB * 3 // 4, max_edge=8000,
-                             fit_box=None, short_side=None, long_edge=1568),
-    # ai.google.dev/gemini-api/docs/image-understanding: PNG, JPEG, WEBP, HEIC, HEIF (no GIF); inline data
-    # must keep the whole request under 20 MB; larger images are tiled into 768x768 crops (258 tokens each).
-    "gemini": ImageLimits(frozenset({PNG, JPEG, WEBP}), max_bytes=20 * MB * 3 // 4, max_edge=None,
-                          fit_box=None, short_side=None, long_edge=None),
-}
+#: What each provider documents about image input (the figures and their sources are in each
+#: ``llmkit.providers`` module's ``image_limits``).
+LIMITS: dict[str, ImageLimits] = {p: providers.get(p).image_limits for p in providers.names()}
 
 # Pillow refuses images above ~179 megapixels as possible decompression bombs; we refuse earlier.
 MAX_PIXELS = 100_000_000
@@ -254,27 +237,8 @@ def estimate_image_tokens(width: int, height: int, provider: str, model: str = "
       other models (gpt-4o, gpt-4.1): 85 + 170 per 512 px tile after the 2048 / 768 scaling.
     - Gemini 2.x: 258 tokens if both sides ≤ 384 px, else 258 per 768×768 tile.
     """
-    if provider == "anthropic":
-        w, h = target_size(width, height, provider)
-        return max(1, math.ceil(w * h / 750))
-    if provider == "gemini":
-        if width <= 384 and height <= 384:
-            return 258
-        return 258 * math.ceil(width / 768) * math.ceil(height / 768)
-    if provider == "openai":
-        patch_models = {"gpt-4.1-mini": 1.62, "gpt-4.1-nano": 2.46, "o4-mini": 1.72}
-        mult = next((m for name, m in patch_models.items() if model.startswith(name)), None)
-        if mult is not None:
-            patches = math.ceil(width / 32) * math.ceil(height / 32)
-            if patches > 1536:
-                shrink = math.sqrt(32 * 32 * 1536 / (width * height))
-                shrink *= min(math.floor(width * shrink / 32) / (width * shrink / 32),
-                              math.floor(height * shrink / 32) / (height * shrink / 32))
-                patches = math.ceil(width * shrink / 32 - 1e-9) * math.ceil(height * shrink / 32 - 1e-9)
-            return math.ceil(min(patches, 1536) * mult)
-        w, h = target_size(width, height, provider)
-        return 85 + 170 * math.ceil(w / 512) * math.ceil(h / 512)
-    raise ImageError(f"unknown provider {provider!r}; choose one of {', '.join(LIMITS)}.")
+    _limits(provider)  # an unknown provider raises ImageError
+    return providers.get(provider).image_tokens(width, height, model)
 
 
 __all__ = [
@@ -282,3 +246,4 @@ __all__ = [
     "estimate_image_tokens", "fit_image", "gemini_part", "image_part", "image_size", "openai_chat_part",
     "openai_responses_part", "sniff_media_type", "target_size", "text_part", "to_bytes",
 ]
+

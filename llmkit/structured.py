@@ -23,17 +23,16 @@ back to the model, which answers again. If that fails too, the result says so.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .errors import LlmkitError
+from .errors import StructuredOutputFailed  # re-exported: every llmkit error lives in llmkit.errors
+
+if TYPE_CHECKING:
+    from .kit import Kit
 
 __all__ = ["Attempt", "Structured", "StructuredOutputFailed", "generate", "json_schema", "strict_schema"]
 
 T = TypeVar("T")
-
-
-class StructuredOutputFailed(LlmkitError):
-    """The model's reply could not be parsed into the schema, even after one repair round-trip."""
 
 
 @dataclass(frozen=True)
@@ -121,42 +120,15 @@ def _validate(model: type, raw: str) -> tuple[Any, str | None]:
 
 
 # --- one call per provider -------------------------------------------------------------------------
-def _call(kit: Any, provider: str, model_cls: type, messages: list[dict], system: str | None, model: str,
+def _call(kit: Kit, provider: str, model_cls: type, messages: list[dict], system: str | None, model: str,
           max_tokens: int) -> tuple[str, Any, Any]:
     """Ask once; return (raw JSON text, the tool call for Anthropic or None, collected events)."""
-    from . import chat
-    from .events import collect
-    from .wire import sdk_events
+    from . import providers
 
-    name = model_cls.__name__
-    if provider == "openai":
-        response_format = {"type": "json_schema",
-                           "json_schema": {"name": name, "schema": strict_schema(model_cls), "strict": True}}
-        response = kit.openai.chat.completions.create(
-            model=model, messages=chat.openai_messages(messages, system), max_completion_tokens=max_tokens,
-            response_format=response_format)
-        c = collect(sdk_events.openai_response_events(response))
-        return c.text, None, c
-    if provider == "anthropic":
-        tool = {"name": name, "description": f"Record the result as a {name}.", "input_schema": json_schema(model_cls)}
-        kw: dict[str, Any] = {"system": system} if system else {}
-        message = kit.anthropic.messages.create(
-            model=model, max_tokens=max_tokens, messages=chat.anthropic_messages(messages), tools=[tool],
-            tool_choice={"type": "tool", "name": name}, **kw)
-        c = collect(sdk_events.anthropic_message_events(message))
-        call = next((t for t in c.tool_calls if t.name == name), None)
-        return (call.arguments if call else c.text), call, c
-    config: dict[str, Any] = {"response_mime_type": "application/json", "response_json_schema": json_schema(model_cls),
-                              "max_output_tokens": max_tokens}
-    if system:
-        config["system_instruction"] = system
-    response = kit.gemini.models.generate_content(model=model, contents=chat.gemini_contents(messages),
-                                                  config=config)
-    c = collect(sdk_events.gemini_response_events(response))
-    return c.text, None, c
+    return providers.get(provider).structured(kit, model_cls, messages, system, model, max_tokens)
 
 
-def generate(kit: Any, provider: str, schema: type[T], messages: str | list[dict], *, system: str | None = None,
+def generate(kit: Kit, provider: str, schema: type[T], messages: str | list[dict], *, system: str | None = None,
              model: str | None = None, max_tokens: int = 2048, repair: bool = True) -> Structured[T]:
     """Ask ``provider`` for a ``schema`` instance, validate it, repair once if needed (lesson 4).
 

@@ -59,36 +59,10 @@ def _events(body: bytes) -> list[dict]:
 
 def extract_usage(provider: str, request_body: Any, body: bytes) -> tuple[str, int, int] | None:
     """(model, input tokens, output tokens) from a response body, or None if it reports no usage."""
+    from . import providers
+
     model = (request_body or {}).get("model", "") if isinstance(request_body, dict) else ""
-    found = False
-    inp = out = 0
-    for ev in _events(body):
-        if provider == "openai":
-            resp = ev.get("response") if isinstance(ev.get("response"), dict) else ev
-            use = resp.get("usage")
-            model = resp.get("model") or model
-            if isinstance(use, dict):
-                found = True
-                inp = use.get("prompt_tokens", use.get("input_tokens", 0)) or 0
-                out = use.get("completion_tokens", use.get("output_tokens", 0)) or 0
-        elif provider == "anthropic":
-            msg = ev.get("message") if isinstance(ev.get("message"), dict) else ev
-            model = msg.get("model") or model
-            use = msg.get("usage") or ev.get("usage")
-            if isinstance(use, dict):
-                found = True
-                if "input_tokens" in use:
-                    inp = (use.get("input_tokens") or 0) + (use.get("cache_read_input_tokens") or 0) + (
-                        use.get("cache_creation_input_tokens") or 0)
-                out = use.get("output_tokens", out) or out
-        else:
-            model = ev.get("modelVersion") or model
-            use = ev.get("usageMetadata")
-            if isinstance(use, dict):
-                found = True
-                inp = use.get("promptTokenCount", 0) or 0
-                out = (use.get("candidatesTokenCount", 0) or 0) + (use.get("thoughtsTokenCount", 0) or 0)
-    return (model, int(inp), int(out)) if found else None
+    return providers.get(provider).usage_of(_events(body), model)
 
 
 class UsageLedger:

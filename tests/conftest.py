@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,30 @@ _CLEARED = {
 _KEPT = {"LLMKIT_CONFORMANCE_DIR"}
 
 
+def conformance_dir() -> Path:
+    """The real-traffic corpus (docs/conformance.md): ``$LLMKIT_CONFORMANCE_DIR``, else a sibling checkout.
+
+    The corpus is third-party data and is not part of the repository; every test that reads it gets the
+    folder from here.
+    """
+    configured = os.environ.get("LLMKIT_CONFORMANCE_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "shared" / "conformance"
+
+
+def conformance_files() -> list[Path]:
+    """Every recorded exchange in the corpus, sorted by name; empty when the corpus is absent."""
+    folder = conformance_dir()
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def require_conformance() -> Path:
+    """The corpus folder, or skip the calling test - always with the same reason, so ``-rs`` shows one line."""
+    if not conformance_files():
+        pytest.skip(f"real-traffic corpus not found at {conformance_dir()}; "
+                    "set LLMKIT_CONFORMANCE_DIR to run the conformance tests")
+    return conformance_dir()
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Remove every LLMKIT_* setting, provider key and proxy from the environment for one test."""
@@ -43,7 +68,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def no_guard_left_behind() -> Iterator[None]:
     """Whatever a test did, the network guard is off afterwards."""
     yield
-    guard.uninstall()
+    guard.reset()  # install() is reference-counted: drop every hold a test left behind
 
 
 @pytest.fixture

@@ -117,7 +117,7 @@ class Read:
         return next((e for e in self.events if e.event in ("done", "error", "cancelled")), None)
 
 
-def read_events(client: httpx.Client, url: str, token: str, *, last: str | None = None,
+def read_events(client: httpx.Client, url: str, token: str, *, last: str | bytes | None = None,
                 stop_after_deltas: int | None = None) -> Read:
     """Read a stream's events; hang up after ``stop_after_deltas`` text events (a dropped connection)."""
     headers = {"authorization": f"Bearer {token}"}

@@ -107,6 +107,22 @@ def test_help_lists_the_commands(capsys):
     assert info.value.code == 2
 
 
+def test_python_dash_m_llmkit_is_the_same_command(tmp_path, monkeypatch):
+    """``python -m llmkit`` runs cli.main in a fresh interpreter: same help, same exit codes."""
+    monkeypatch.setenv("COLUMNS", "100")  # argparse wraps help to the terminal width: the same on both sides
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "llmkit", *args], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+
+    shown = run("--help")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == cli.build_parser().format_help()
+    assert run().returncode == 2  # a command is required, as for the console script
+    missing = run("cassette", "check", str(tmp_path / "absent.json"))
+    assert missing.returncode != 0 and "absent.json" in missing.stdout + missing.stderr
+
+
 # --- cassette import-vcr ------------------------------------------------------------------------------
 OPENAI_KEY = "sk-proj-" + "Ab3dEf6hIj9kLm2nOp5qRs8t"
 GEMINI_KEY = "AIzaSy" + "Dk4Lq9Zx2Wv7Tn5Rm8Hb3Jc6Gf1Ps0Y"
@@ -174,7 +190,7 @@ def vcr_yaml() -> str:
     body: null
     headers: {{}}
     method: GET
-    uri: https://api.openai.com/v1/models
+    uri: https://telemetry.example.com/v1/models
   response:
     body:
       string: '{{"data": []}}'
@@ -208,7 +224,8 @@ def test_import_vcr_converts_a_vcrpy_cassette(tmp_path, capsys):
     target = tmp_path / "out" / "imported.json"
     assert cli.main(["cassette", "import-vcr", str(source), str(target)]) == 0
     printed = capsys.readouterr().out
-    assert "3 interactions (gemini 2, openai 1)" in printed and "skipped #2: GET /v1/models" in printed
+    assert "3 interactions (gemini 2, openai 1)" in printed
+    assert "skipped #2: GET telemetry.example.com/v1/models" in printed  # not a provider's host
 
     text = target.read_text(encoding="utf-8")
     assert OPENAI_KEY not in text and GEMINI_KEY not in text and "user-xyz" not in text and "Linux" not in text

@@ -1,6 +1,6 @@
 """Real recorded provider traffic, end to end: VCR YAML -> import -> replay server -> official SDK.
 
-Introduced in lesson 0 (00_setup_and_replay). For every exchange in ``../shared/conformance`` (real
+Introduced in lesson 0 (00_setup_and_replay). For every exchange in the real-traffic corpus (real
 recordings from public projects' VCR cassettes) this test writes the VCR.py YAML the project would have
 had (gzip bodies as ``!!binary``), imports it with ``llmkit cassette import-vcr``, serves it, and lets the
 matching official SDK make the same request (the recorded JSON body, sent through the SDK's own
@@ -8,33 +8,28 @@ matching official SDK make the same request (the recorded JSON body, sent throug
 yields - text, tool calls, refusal, or the error class and message - must equal what this file works out
 from the recorded body on its own.
 
-The folder is found at ``<repo>/../shared/conformance`` or ``$LLMKIT_CONFORMANCE_DIR``; without it the
-tests skip.
+The folder comes from ``conformance_dir()`` in conftest.py (see docs/conformance.md); without it the
+tests skip with one reason.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 from functools import partial
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
 import pytest
 import yaml
+from conftest import conformance_files, require_conformance
 
 from llmkit import cli
 from llmkit.replay.cassette import Cassette
 from llmkit.replay.check import check_cassette
 
-CONFORMANCE = Path(os.environ.get("LLMKIT_CONFORMANCE_DIR")
-                   or Path(__file__).resolve().parents[2] / "shared" / "conformance")
-FILES = sorted(CONFORMANCE.glob("*.json")) if CONFORMANCE.is_dir() else []
-
-pytestmark = pytest.mark.skipif(not FILES, reason=f"no conformance exchanges in {CONFORMANCE}")
+FILES = conformance_files()
 
 ERROR_CLASSES = {400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
                  404: "NotFoundError", 429: "RateLimitError"}
@@ -250,8 +245,10 @@ SDK = {"openai": openai_outcome, "anthropic": anthropic_outcome, "gemini": gemin
 
 
 # --- the test -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+@pytest.mark.parametrize("path", FILES or [None], ids=[p.stem for p in FILES] or ["no-corpus"])
 def test_recorded_exchange_round_trips_to_the_sdk(path, tmp_path, serve, capsys):
+    if path is None:
+        require_conformance()
     conf = json.loads(path.read_text(encoding="utf-8"))
     vcr = tmp_path / f"{path.stem}.yaml"
     vcr.write_text(yaml.safe_dump(to_vcr(conf), allow_unicode=True, sort_keys=False), encoding="utf-8")

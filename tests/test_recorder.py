@@ -97,7 +97,10 @@ class FakeUpstream:
         if said.startswith("fail"):  # what Gemini does to a bad alt=sse request: JSON under event-stream
             error = json.dumps(providers.error_body(provider, 400, "API key not valid."), indent=2).encode()
             return await self.send(send, 400, {"content-type": "text/event-stream"}, [error])
-        text = f"Your key is {base64.b64encode(KEYS[provider].encode()).decode()}" if said.startswith("echo") else TEXT
+        # Encoded twice: scrubbing undoes one layer of base64 (and blanks the key there), so only the gate
+        # can stop this one.
+        twice = base64.b64encode(base64.b64encode(KEYS[provider].encode())).decode()
+        text = f"Your key is {twice}" if said.startswith("echo") else TEXT
         rendered = render(ScriptedRequest(provider, api_of(provider, path), path, body, stream, 0), Reply(text), q)
         extra = {"set-cookie": "session=s3cr3t; HttpOnly", "openai-organization": "org-fake-123",
                  "anthropic-organization-id": "0f0f0f0f"}

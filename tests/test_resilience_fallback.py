@@ -18,17 +18,15 @@ from llmkit.resilience import (
     ErrorKind,
     FakeClock,
     FallbackChain,
-    Fault,
-    FaultInjector,
     RateLimiter,
     ResilientCaller,
     Route,
     StreamInterrupted,
-    fake_clients,
     raise_if_refused,
     retry_call,
     retry_with_tenacity,
 )
+from llmkit.testing import FaultInjector, FaultKind, fake_clients
 
 PROMPT = "What is 2 + 2?"
 
@@ -73,7 +71,7 @@ def retried(fn, clock, **policy):
 
 def test_fallback_hops_after_retries_and_records_why(setup) -> None:
     clock, plan, ask = setup
-    injector = plan(Fault.OVERLOADED, Fault.OVERLOADED, Fault.OVERLOADED, None)
+    injector = plan(FaultKind.OVERLOADED, FaultKind.OVERLOADED, FaultKind.OVERLOADED, None)
     chain = FallbackChain(
         [Route("claude", retried(ask["claude"], clock, max_attempts=3)),
          Route("gpt", retried(ask["gpt"], clock))],
@@ -92,7 +90,7 @@ def test_fallback_hops_after_retries_and_records_why(setup) -> None:
 
 def test_non_retryable_hops_at_once(setup) -> None:
     clock, plan, ask = setup
-    injector = plan(Fault.AUTH, None)
+    injector = plan(FaultKind.AUTH, None)
     chain = FallbackChain([Route("claude", retried(ask["claude"], clock)),
                            Route("gemini", retried(ask["gemini"], clock))], clock=clock)
     result = chain(PROMPT)
@@ -116,7 +114,7 @@ def test_refusal_hops_to_the_next_provider() -> None:
 
 def test_hop_on_limits_which_errors_move_on(setup) -> None:
     clock, plan, ask = setup
-    injector = plan(Fault.BAD_REQUEST, None)
+    injector = plan(FaultKind.BAD_REQUEST, None)
     transient_only = {ErrorKind.OVERLOADED, ErrorKind.RATE_LIMITED, ErrorKind.SERVER_ERROR}
     chain = FallbackChain([Route("gpt", retried(ask["gpt"], clock)),
                            Route("claude", retried(ask["claude"], clock))],
@@ -129,7 +127,7 @@ def test_hop_on_limits_which_errors_move_on(setup) -> None:
 
 def test_all_routes_failed_lists_every_hop(setup) -> None:
     clock, plan, ask = setup
-    plan(Fault.SERVER_ERROR, Fault.AUTH, Fault.CONNECTION_RESET)
+    plan(FaultKind.SERVER_ERROR, FaultKind.AUTH, FaultKind.CONNECTION_RESET)
     chain = FallbackChain([Route(name, retried(fn, clock, max_attempts=1))
                            for name, fn in ask.items()], clock=clock)
     with pytest.raises(AllRoutesFailed) as info:
@@ -284,7 +282,7 @@ def test_long_run_rate_stays_under_the_limits() -> None:
 @pytest.mark.parametrize("engine", [retry_call, retry_with_tenacity])
 def test_caller_breaker_skips_a_failing_provider_and_logs_attempts(setup, engine) -> None:
     clock, plan, ask = setup
-    injector = plan(*[Fault.OVERLOADED] * 3, None, None)
+    injector = plan(*[FaultKind.OVERLOADED] * 3, None, None)
     caller = ResilientCaller(
         [Route("claude", ask["claude"], provider="anthropic"),
          Route("gpt", ask["gpt"], provider="openai")],

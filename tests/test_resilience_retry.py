@@ -17,16 +17,14 @@ from llmkit.resilience import (
     CallFailed,
     ErrorKind,
     FakeClock,
-    Fault,
-    FaultInjector,
     assert_sdk_retries_off,
     compute_wait,
-    fake_clients,
     retry_call,
     retry_with_tenacity,
     sdk_retries,
     tenacity_retrying,
 )
+from llmkit.testing import FaultInjector, FaultKind, fake_clients
 
 ENGINES = [retry_call, retry_with_tenacity]
 PROMPT = [{"role": "user", "content": "What is 2 + 2?"}]
@@ -119,8 +117,8 @@ def test_policy_rejects_nonsense() -> None:
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini"])
 @pytest.mark.parametrize(
     "fault",
-    [Fault.RATE_LIMITED, Fault.RATE_LIMITED_RETRY_AFTER, Fault.SERVER_ERROR, Fault.UNAVAILABLE,
-     Fault.OVERLOADED, Fault.TIMEOUT, Fault.CONNECTION_RESET],
+    [FaultKind.RATE_LIMITED, FaultKind.RATE_LIMITED_RETRY_AFTER, FaultKind.SERVER_ERROR, FaultKind.UNAVAILABLE,
+     FaultKind.OVERLOADED, FaultKind.TIMEOUT, FaultKind.CONNECTION_RESET],
 )
 def test_transient_faults_are_retried_then_succeed(engine, provider, fault, clients,
                                                    faults) -> None:
@@ -135,14 +133,14 @@ def test_transient_faults_are_retried_then_succeed(engine, provider, fault, clie
     assert [a.outcome for a in attempts] == [EXPECTED_KIND[fault].value] * 2 + ["ok"]
     assert clock.sleeps == [a.wait for a in attempts[:2]]
     expected = [compute_wait(n, None, policy, r) for r in [random.Random(0)] for n in (1, 2)]
-    if fault is Fault.RATE_LIMITED_RETRY_AFTER:
+    if fault is FaultKind.RATE_LIMITED_RETRY_AFTER:
         expected = [max(w, injector.retry_after) for w in expected]
     assert clock.sleeps == pytest.approx(expected)
 
 
 FINAL = [(p, f) for p in ("openai", "anthropic", "gemini")
-         for f in (Fault.BAD_REQUEST, Fault.AUTH, Fault.QUOTA)
-         if (p, f) != ("gemini", Fault.QUOTA)]  # Gemini has no separate quota error
+         for f in (FaultKind.BAD_REQUEST, FaultKind.AUTH, FaultKind.QUOTA)
+         if (p, f) != ("gemini", FaultKind.QUOTA)]  # Gemini has no separate quota error
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -161,7 +159,7 @@ def test_non_retryable_faults_are_tried_once(engine, provider, fault, clients, f
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_attempts_run_out(engine, clients, faults) -> None:
-    injector = faults(*[Fault.OVERLOADED] * 10)
+    injector = faults(*[FaultKind.OVERLOADED] * 10)
     clock = FakeClock()
     policy = BackoffPolicy(max_attempts=3, deadline=None)
     with pytest.raises(CallFailed) as info:
@@ -175,7 +173,7 @@ def test_attempts_run_out(engine, clients, faults) -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_deadline_stops_before_a_wait_that_would_pass_it(engine, clients, faults) -> None:
     """Each timeout costs 10 s of client waiting; the deadline is 25 s."""
-    injector = faults(*[Fault.TIMEOUT] * 10)
+    injector = faults(*[FaultKind.TIMEOUT] * 10)
     clock = FakeClock()
     injector.clock = clock
     try:
@@ -196,7 +194,7 @@ def test_deadline_stops_before_a_wait_that_would_pass_it(engine, clients, faults
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_long_retry_after_past_the_deadline_gives_up_at_once(engine, clients, faults) -> None:
-    injector = faults(Fault.RATE_LIMITED_RETRY_AFTER, None)
+    injector = faults(FaultKind.RATE_LIMITED_RETRY_AFTER, None)
     injector.retry_after = 120
     clock = FakeClock()
     try:
@@ -224,8 +222,8 @@ def test_a_bug_is_not_retried_nor_wrapped(engine) -> None:
 
 
 def test_both_engines_wait_exactly_the_same(clients, faults) -> None:
-    plan = [Fault.RATE_LIMITED, Fault.SERVER_ERROR, Fault.RATE_LIMITED_RETRY_AFTER,
-            Fault.CONNECTION_RESET, None]
+    plan = [FaultKind.RATE_LIMITED, FaultKind.SERVER_ERROR, FaultKind.RATE_LIMITED_RETRY_AFTER,
+            FaultKind.CONNECTION_RESET, None]
     logs = []
     for engine in ENGINES:
         faults(*plan)
@@ -260,7 +258,7 @@ def test_tenacity_retrying_as_a_decorator() -> None:
 def test_sdk_retries_multiply_ours() -> None:
     """With the SDK's default 2 retries, 3 attempts here become 9 requests."""
     # the SDK really sleeps: Retry-After keeps its waits to a millisecond
-    injector = FaultInjector([Fault.RATE_LIMITED_RETRY_AFTER] * 20, retry_after=0.001)
+    injector = FaultInjector([FaultKind.RATE_LIMITED_RETRY_AFTER] * 20, retry_after=0.001)
     chatty = fake_clients(injector, max_retries=2)
     clock = FakeClock()
     with pytest.raises(CallFailed):
@@ -285,3 +283,61 @@ def test_sdk_retry_check() -> None:
     assert sdk_retries(retrying) == 2
     with pytest.raises(ConfigError, match="HttpRetryOptions"):
         assert_sdk_retries_off(retrying)
+
+
+# --- one policy for every retry loop ------------------------------------------------------------------------
+@pytest.mark.parametrize(("package", "other"), [("llmkit.wire", "llmkit.resilience"),
+                                                ("llmkit.resilience", "llmkit.wire"),
+                                                ("llmkit.wire.transport", "llmkit.resilience")])
+def test_wire_and_resilience_do_not_import_each_other(package, other):
+    import subprocess
+    import sys
+
+    code = f"import sys, {package}; print(sorted(m for m in sys.modules if m.startswith({other!r})))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", f"importing {package} imported {out.strip()}"
+
+
+def test_the_async_loop_waits_like_retry_call_and_gives_up_alike(clients, faults):
+    import asyncio
+
+    from llmkit.resilience import aretry_call
+
+    policy = BackoffPolicy(base=0.5, cap=8.0, max_attempts=3, deadline=None)
+
+    def run_sync() -> tuple[list[float], str]:
+        faults(FaultKind.UNAVAILABLE, FaultKind.UNAVAILABLE, FaultKind.UNAVAILABLE)
+        clock = FakeClock()
+        with pytest.raises(CallFailed) as info:
+            retry_call(lambda: ask_openai(clients), policy=policy, clock=clock, sleep=clock.sleep,
+                       rng=random.Random(3))
+        return clock.sleeps, info.value.reason
+
+    async def run_async() -> tuple[list[float], str]:
+        faults(FaultKind.UNAVAILABLE, FaultKind.UNAVAILABLE, FaultKind.UNAVAILABLE)
+        clock = FakeClock()
+
+        async def sleep(seconds: float) -> None:
+            clock.sleep(seconds)
+
+        async def call() -> str:
+            return ask_openai(clients)
+
+        with pytest.raises(CallFailed) as info:
+            await aretry_call(call, policy=policy, clock=clock, sleep=sleep, rng=random.Random(3))
+        return clock.sleeps, info.value.reason
+
+    sync_waits, sync_reason = run_sync()
+    async_waits, async_reason = asyncio.run(run_async())
+    assert len(sync_waits) == 2 and sync_reason == "attempts exhausted"
+    assert async_waits == sync_waits and async_reason == sync_reason
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_retry_after_longer_than_the_policy_allows_is_not_waited_for(engine, clients, faults):
+    injector = faults(FaultKind.RATE_LIMITED_RETRY_AFTER, FaultKind.RATE_LIMITED_RETRY_AFTER)
+    clock = FakeClock()
+    policy = BackoffPolicy(max_attempts=5, deadline=None, max_retry_after=injector.retry_after / 2)
+    with pytest.raises(CallFailed) as info:
+        engine(lambda: ask_openai(clients), policy=policy, clock=clock, sleep=clock.sleep)
+    assert info.value.reason == "retry-after too long" and info.value.attempts == 1 and clock.sleeps == []

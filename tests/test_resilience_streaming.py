@@ -12,16 +12,12 @@ from llmkit.resilience import (
     CallFailed,
     ErrorKind,
     FakeClock,
-    Fault,
-    FaultInjector,
-    MidStream,
     StreamInterrupted,
     classify,
-    fake_clients,
     resilient_stream,
     text_of,
 )
-from llmkit.resilience._faults import split_text
+from llmkit.testing import FaultInjector, FaultKind, MidStream, fake_clients, split_text
 
 ANSWER = "Two plus two is four, as everyone knows."
 PROVIDERS = ["openai", "anthropic", "gemini"]
@@ -71,7 +67,7 @@ def consume(stream):
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_failures_before_the_first_text_are_retried_without_duplicates(provider, opener,
                                                                        injector) -> None:
-    open_stream = opener(provider, Fault.OVERLOADED, MidStream(0), Fault.RATE_LIMITED, None)
+    open_stream = opener(provider, FaultKind.OVERLOADED, MidStream(0), FaultKind.RATE_LIMITED, None)
     clock = FakeClock()
     attempts = []
     items, shown, error = consume(resilient_stream(
@@ -102,7 +98,7 @@ def test_a_break_after_text_raises_with_the_partial_text(provider, opener, injec
 
 
 def test_anthropic_error_event_mid_stream(opener, injector) -> None:
-    open_stream = opener("anthropic", MidStream(0, Fault.OVERLOADED), MidStream(2, Fault.OVERLOADED))
+    open_stream = opener("anthropic", MidStream(0, FaultKind.OVERLOADED), MidStream(2, FaultKind.OVERLOADED))
     clock = FakeClock()
     _, shown, error = consume(resilient_stream(open_stream, clock=clock, sleep=clock.sleep))
     # the first error event came before any text: retried; the second after two chunks
@@ -114,7 +110,7 @@ def test_anthropic_error_event_mid_stream(opener, injector) -> None:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_non_retryable_open_fails_once(provider, opener, injector) -> None:
-    open_stream = opener(provider, Fault.BAD_REQUEST, None)
+    open_stream = opener(provider, FaultKind.BAD_REQUEST, None)
     clock = FakeClock()
     items, _, error = consume(resilient_stream(open_stream, clock=clock, sleep=clock.sleep))
     assert isinstance(error, CallFailed) and error.error.kind is ErrorKind.BAD_REQUEST
@@ -122,7 +118,7 @@ def test_non_retryable_open_fails_once(provider, opener, injector) -> None:
 
 
 def test_retries_run_out_before_any_text(opener, injector) -> None:
-    open_stream = opener("openai", *[Fault.SERVER_ERROR] * 5)
+    open_stream = opener("openai", *[FaultKind.SERVER_ERROR] * 5)
     clock = FakeClock()
     items, _, error = consume(resilient_stream(
         open_stream, policy=BackoffPolicy(max_attempts=3), clock=clock, sleep=clock.sleep))

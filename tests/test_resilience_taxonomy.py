@@ -8,11 +8,11 @@ import sys
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from functools import cache
-from pathlib import Path
 
 import httpx
 import httpx2
 import pytest
+from conftest import require_conformance
 
 import llmkit.resilience as resilience
 from llmkit.resilience import (
@@ -22,17 +22,14 @@ from llmkit.resilience import (
     ClassifiedError,
     ContentRefused,
     ErrorKind,
-    Fault,
-    FaultInjector,
     classify,
     error_response,
-    fake_clients,
     parse_retry_after,
     raise_if_refused,
     refusal,
 )
+from llmkit.testing import FaultInjector, FaultKind, fake_clients
 
-CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
 PROVIDERS = ("openai", "anthropic", "gemini")
 PROMPT = [{"role": "user", "content": "What is 2 + 2?"}]
 
@@ -60,7 +57,7 @@ def shared_clients():
     return fake_clients(INJECTOR)  # built on first use: collecting tests imports no SDK
 
 
-def sdk_error(provider: str, fault: Fault, **settings) -> BaseException:
+def sdk_error(provider: str, fault: FaultKind, **settings) -> BaseException:
     injector = INJECTOR.reset(fault)
     injector.retry_after = settings.get("retry_after", 2.0)
     with pytest.raises(Exception) as info:
@@ -72,29 +69,29 @@ def sdk_error(provider: str, fault: Fault, **settings) -> BaseException:
 CASES = [
     (provider, fault)
     for provider in PROVIDERS
-    for fault in Fault
-    if not (provider == "gemini" and fault is Fault.QUOTA)
+    for fault in FaultKind
+    if not (provider == "gemini" and fault is FaultKind.QUOTA)
 ]
 
 
 @pytest.mark.parametrize(("provider", "fault"), CASES, ids=[f"{p}-{f.value}" for p, f in CASES])
-def test_every_sdk_exception_gets_its_kind(provider: str, fault: Fault) -> None:
+def test_every_sdk_exception_gets_its_kind(provider: str, fault: FaultKind) -> None:
     exc = sdk_error(provider, fault)
     error = classify(exc)
     assert error.kind is EXPECTED_KIND[fault]
     assert error.retryable is (error.kind in resilience.TRANSIENT_KINDS)
     assert error.provider == provider
     assert error.original is exc
-    if fault not in (Fault.TIMEOUT, Fault.CONNECTION_RESET):
+    if fault not in (FaultKind.TIMEOUT, FaultKind.CONNECTION_RESET):
         assert error.status == error_response(provider, fault).status
         assert error.message  # the provider's own words are kept
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_retry_after_is_read_the_providers_way(provider: str) -> None:
-    delayed = sdk_error(provider, Fault.RATE_LIMITED_RETRY_AFTER, retry_after=3.5)
+    delayed = sdk_error(provider, FaultKind.RATE_LIMITED_RETRY_AFTER, retry_after=3.5)
     assert classify(delayed).retry_after == pytest.approx(3.5)
-    plain = classify(sdk_error(provider, Fault.RATE_LIMITED))
+    plain = classify(sdk_error(provider, FaultKind.RATE_LIMITED))
     assert plain.retry_after is None
 
 
@@ -105,7 +102,7 @@ def test_success_passes_through_the_fakes() -> None:
 
 
 def test_insufficient_quota_is_a_429_that_is_not_retried() -> None:
-    error = classify(sdk_error("openai", Fault.QUOTA))
+    error = classify(sdk_error("openai", FaultKind.QUOTA))
     assert error.status == 429
     assert error.kind is ErrorKind.QUOTA_EXHAUSTED
     assert not error.retryable
@@ -146,7 +143,7 @@ def test_x_should_retry_overrides_the_status() -> None:
 def test_httpx_and_httpx2_responses_and_exceptions() -> None:
     for http in (httpx, httpx2):
         request = http.Request("POST", "http://fake.invalid/v1/chat/completions")
-        r = error_response("openai", Fault.RATE_LIMITED_RETRY_AFTER, retry_after=4)
+        r = error_response("openai", FaultKind.RATE_LIMITED_RETRY_AFTER, retry_after=4)
         response = http.Response(r.status, headers=r.headers, content=r.content, request=request)
         from_response = classify(response)
         assert (from_response.kind, from_response.retry_after) == (ErrorKind.RATE_LIMITED, 4.0)
@@ -207,9 +204,9 @@ def test_own_errors_classify_to_their_cause() -> None:
 
 
 def test_messages_say_what_to_do_next() -> None:
-    auth = classify(sdk_error("anthropic", Fault.AUTH))
+    auth = classify(sdk_error("anthropic", FaultKind.AUTH))
     assert "ANTHROPIC_API_KEY" in str(auth) and "replay mode" in str(auth)
-    bad = str(classify(sdk_error("openai", Fault.BAD_REQUEST)))
+    bad = str(classify(sdk_error("openai", FaultKind.BAD_REQUEST)))
     assert "HTTP 400" in bad and "will not help" in bad
 
 
@@ -274,9 +271,9 @@ ERROR_FILES = {
 
 
 def recorded(name: str) -> dict:
-    path = CONFORMANCE / name
+    path = require_conformance() / name
     if not path.exists():
-        pytest.skip(f"{path} is absent")
+        pytest.skip(f"{name} is not in the corpus")
     return json.loads(path.read_text())
 
 

@@ -4,6 +4,7 @@ openai SDK against the replay server upstream, and both event buffers through th
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -269,6 +270,130 @@ def test_cors_allows_only_configured_origins(relay, kit_factory):
     assert "access-control-allow-origin" not in evil.headers
     with pytest.raises(ConfigError, match="exact origins"):
         create_app(lambda r: None, allowed_origins=["*"])
+
+
+def test_a_text_plain_body_is_refused_even_if_it_says_json(relay):
+    async def one(_request):
+        yield "ok"
+
+    url, state = relay(one)
+    payload = json.dumps(body("long")).encode()
+    with httpx.Client(base_url=url) as client:
+        # Browsers send text/plain cross-origin without a CORS preflight: it must never start a stream.
+        sneaky = [client.post("/api/streams", content=payload, headers={"content-type": ct})
+                  for ct in ("text/plain;charset=json", "text/plain; x=application/json", "application/jsonx")]
+        ok = client.post("/api/streams", content=payload, headers={"content-type": "Application/JSON; charset=utf-8"})
+    assert [r.status_code for r in sneaky] == [415, 415, 415]
+    assert ok.status_code == 201
+
+
+def test_only_allowed_host_names_are_answered(relay):
+    async def one(_request):
+        yield "ok"
+
+    url, _ = relay(one)
+    port = url.rsplit(":", 1)[1]
+    with httpx.Client(base_url=url) as client:
+        rebound = client.post("/api/streams", json=body("long"), headers={"host": f"evil.example:{port}"})
+        health = client.get("/api/health", headers={"host": "attacker.test"})
+        local = client.get("/api/health", headers={"host": f"localhost:{port}"})
+    assert rebound.status_code == 400 and health.status_code == 400, "DNS rebinding: a foreign Host is refused"
+    assert local.status_code == 200
+    url, _ = relay(one, allowed_hosts=["chat.example.com"])
+    with httpx.Client(base_url=url) as client:
+        assert client.get("/api/health", headers={"host": "chat.example.com"}).status_code == 200
+        assert client.get("/api/health").status_code == 400  # 127.0.0.1 is no longer listed
+    with pytest.raises(ConfigError, match="DNS rebinding"):
+        create_app(lambda r: None, allowed_hosts=["*"])
+
+
+def test_running_streams_are_capped_with_429_and_retry_after(relay):
+    async def slow(_request):
+        await asyncio.sleep(30)
+        yield "late"
+
+    url, state = relay(slow, max_streams=2)
+    with httpx.Client(base_url=url) as client:
+        started = [client.post("/api/streams", json=body("long")).status_code for _ in range(2)]
+        refused = client.post("/api/streams", json=body("long"))
+    assert started == [201, 201] and refused.status_code == 429
+    assert int(refused.headers["retry-after"]) >= 1
+    assert len(state.tasks) == 2
+
+
+def test_kept_streams_are_capped_with_429_until_the_oldest_expires(kit_factory):
+    buffer = InProcessBuffer(ttl_s=60, max_streams=3)
+    app = create_app(kit_factory(), buffer=buffer)
+    thread = ServerThread(app).start()
+    try:
+        with httpx.Client(base_url=thread.url) as client:
+            for _ in range(3):
+                info = post(client, body("long"))
+                assert read_to_end(client, info["events_url"], info["token"])[0] == ANSWERS["long"]
+            refused = client.post("/api/streams", json=body("long"))
+    finally:
+        app.state.relay.shutdown()
+        thread.stop()
+    assert refused.status_code == 429 and "keeps 3 streams" in refused.json()["error"]["message"]
+    assert 50 <= int(refused.headers["retry-after"]) <= 60, "retry when the oldest finished stream expires"
+
+
+def test_an_empty_buffer_passed_in_is_the_one_used():
+    buffer = InProcessBuffer(ttl_s=3)
+    assert len(buffer) == 0 and not buffer  # empty: falsy
+    assert create_app(lambda r: None, buffer=buffer).state.relay.buffer is buffer
+
+
+def test_last_event_ids_that_are_not_ascii_digits_in_range_are_refused(relay, kit_factory):
+    url, state = relay(kit_factory())
+    if isinstance(state.buffer, RedisStreamBuffer):
+        forged = ["99999999999999999999-0", "1-18446744073709551616", "\u00b2-0", "1-\u00b9"]
+    else:
+        forged = ["\u00b2", "1\u00b3", "\u00b9\u00b2", "-1", "+1", "1_0"]  # "\u00b2".isdigit() is True
+    with httpx.Client(base_url=url) as client:
+        info = post(client, body("long"))
+        # Header bytes arrive as latin-1: b"\xb2" is "\u00b2" to the server.
+        statuses = {last: read_events(client, info["events_url"], info["token"], last=last.encode("latin-1")).status
+                    for last in forged}
+        whole = read_events(client, info["events_url"], info["token"])
+    assert set(statuses.values()) == {400}, statuses
+    assert whole.text == ANSWERS["long"], "the refused reads did not cut the stream"
+
+
+def test_deeply_nested_json_is_a_clear_400(relay):
+    async def never(_request):
+        raise AssertionError("unreachable")
+        yield ""
+
+    url, _ = relay(never)
+    with httpx.Client(base_url=url) as client:
+        deep = client.post("/api/streams", content=b"[" * 100_000 + b"]" * 100_000,
+                           headers={"content-type": "application/json"})
+        quoted = client.post("/api/streams", json={"messages": [{"role": "user", "content": "[" * 5000}]})
+    assert deep.status_code == 400 and "nests deeper than" in deep.json()["error"]["message"]
+    assert quoted.status_code == 201, "brackets inside strings are text, not nesting"
+
+
+def test_a_producer_whose_buffer_fails_ends_its_readers_with_an_error(relay):
+    class FailingBuffer(InProcessBuffer):
+        async def append(self, stream_id, event, data):
+            if event == "delta" and data["text"] == "three":
+                raise ConnectionError("the buffer went away")
+            return await super().append(stream_id, event, data)
+
+    async def words(_request):
+        for word in ("one", "two", "three", "four"):
+            yield word
+
+    url, state = relay(words, buffer=FailingBuffer())
+    with httpx.Client(base_url=url, timeout=10) as client:
+        info = post(client, body("long"))
+        t0 = time.monotonic()
+        read = read_events(client, info["events_url"], info["token"])
+    assert time.monotonic() - t0 < 8, "the reader was told, not left waiting for the TTL"
+    assert read.text == "onetwo"
+    assert read.terminal is not None and read.terminal.event == "error"
+    assert read.terminal.data["kind"] == "buffer_unavailable" and read.terminal.data["partial_text"] == "onetwo"
 
 
 # --- upstream failures -----------------------------------------------------------------------------------

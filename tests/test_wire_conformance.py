@@ -1,9 +1,9 @@
 """The raw-HTTP parsers and request builders against real recorded provider traffic.
 
-Recordings live in ../shared/conformance (or $LLMKIT_CONFORMANCE_DIR); the
-tests skip when the folder is absent. Expectations are computed here from the
-recorded JSON (data lines parsed with a regex and json.loads), not by running
-the parsers under test.
+Recordings come from the real-traffic corpus (docs/conformance.md; found by
+``conformance_dir()`` in conftest.py); the tests that read it skip when it is
+absent. Expectations are computed here from the recorded JSON (data lines parsed
+with a regex and json.loads), not by running the parsers under test.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import os
 import re
 import zlib
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import conformance_files, require_conformance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,17 +33,10 @@ from llmkit.events import (
 )
 from llmkit.wire import WireRequest, anthropic, gemini, openai, stream_parser
 
-CONFORMANCE = Path(
-    os.environ.get("LLMKIT_CONFORMANCE_DIR")
-    or Path(__file__).resolve().parents[2] / "shared" / "conformance"
-)
-
 
 def _load() -> list[dict]:
-    if not CONFORMANCE.is_dir():
-        return []
     records = []
-    for path in sorted(CONFORMANCE.glob("*.json")):
+    for path in conformance_files():
         rec = json.loads(path.read_text())
         rec["_name"] = path.stem
         records.append(rec)
@@ -75,14 +67,13 @@ def is_stream_request(rec: dict) -> bool:
 
 
 def pick(pred) -> list:
-    return [pytest.param(r, id=r["_name"]) for r in RECORDS if pred(r)] or [
-        pytest.param(None, marks=pytest.mark.skip(reason=f"no recordings in {CONFORMANCE}"))
-    ]
+    return [pytest.param(r, id=r["_name"]) for r in RECORDS if pred(r)] or [pytest.param(None, id="no-recording")]
 
 
 def need(rec):
     if rec is None:
-        pytest.skip(f"no conformance recordings in {CONFORMANCE}")
+        require_conformance()
+        pytest.skip("no recording of this kind in the corpus")
     return rec
 
 
@@ -314,11 +305,7 @@ def test_gzip_wire_bytes_decompressed_incrementally(rec):
 
 
 def test_truncated_stream_reports_incomplete_stream():
-    for rec in RECORDS:
-        if rec["_name"] == "openai-stream-tools-gpt4omini-multiply-include-usage":
-            break
-    else:
-        pytest.skip("recording absent")
+    rec = record("openai-stream-tools-gpt4omini-multiply-include-usage")
     text = rec["response"]["body_text"]
     cut = text.index('"finish_reason":"tool_calls"')
     events = run(rec, [text[:cut].encode()])
@@ -345,10 +332,11 @@ def test_stream_cut_between_events_reports_incomplete_stream():
 
 
 def record(name: str) -> dict:
+    require_conformance()
     for rec in RECORDS:
         if rec["_name"] == name:
             return rec
-    pytest.skip(f"{name} not in {CONFORMANCE}")
+    pytest.skip(f"{name} is not in the corpus")
 
 
 def test_gemini_thought_parts_never_reach_the_answer():

@@ -1,8 +1,8 @@
 """The official SDKs, served recorded bytes, map to the same events as the raw parsers.
 
 Each SDK client gets an ``httpx2.Client`` whose ``MockTransport`` answers with a
-recording from ../shared/conformance (gzip bytes when that is what was
-recorded); nothing leaves the process.
+recording from the real-traffic corpus (docs/conformance.md; gzip bytes when that
+is what was recorded); nothing leaves the process. Without the corpus these tests skip.
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx2
 import pytest
+from conftest import require_conformance
 
 from llmkit.events import ProviderError, collect
 from llmkit.wire import anthropic as raw_anthropic
@@ -25,17 +24,13 @@ from llmkit.wire import gemini as raw_gemini
 from llmkit.wire import openai as raw_openai
 from llmkit.wire import sdk_events, stream_parser
 
-CONFORMANCE = Path(
-    os.environ.get("LLMKIT_CONFORMANCE_DIR")
-    or Path(__file__).resolve().parents[2] / "shared" / "conformance"
-)
 BASE = "http://127.0.0.1:9"
 
 
 def record(name: str) -> dict:
-    path = CONFORMANCE / f"{name}.json"
+    path = require_conformance() / f"{name}.json"
     if not path.is_file():
-        pytest.skip(f"{path} absent")
+        pytest.skip(f"{path.name} is not in the corpus")
     return json.loads(path.read_text())
 
 

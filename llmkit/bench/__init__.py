@@ -9,10 +9,14 @@ Introduced in lesson 10 (10_benchmarks)::
 
 or from a shell: ``llmkit bench [SUITE ...] [--quick] [--out results.json]``. The harness
 (``interleave``, ``summarize``) is small enough to read; suites are one module each.
+
+Lesson 1 (01_sdk_vs_http) uses the first, smaller tools: ``serve`` (a replay server in its own process),
+``time_calls`` / ``summarize_calls`` (interleaved warm timing) and ``cold_start`` (fresh interpreters).
 """
 
-from ._harness import Report, Stats, interleave, percentile, repeat, round_orders, stamp, summarize
+from ._client_timing import BenchServer, cold_start, serve, summarize_calls, time_calls
+from ._harness import Report, Stats, interleave, percentile, round_orders, summarize
 from ._run import SUITES, run, summary
 
-__all__ = ["SUITES", "Report", "Stats", "interleave", "percentile", "repeat", "round_orders", "run", "stamp",
-           "summarize", "summary"]
+__all__ = ["SUITES", "BenchServer", "Report", "Stats", "cold_start", "interleave", "percentile", "round_orders",
+           "run", "serve", "summarize", "summarize_calls", "summary", "time_calls"]

@@ -12,17 +12,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import providers
 from ..events import TextDelta
 from ..wire import anthropic as wire_anthropic
-from ..wire import gemini as wire_gemini
 from ..wire import openai as wire_openai
 from ..wire import stream_parser
 from ._harness import interleave
 from ._kits import scripted_kit
 from ._script import COUNT, PING, WEATHER
 from ._suite import Context
+
+if TYPE_CHECKING:
+    from ..kit import Kit
 
 RAW = ("requests", "httpx", "httpx2")
 WEATHER_TOOL = {"name": "get_weather", "description": "Current weather for a city.",
@@ -65,54 +68,32 @@ class RawClients:
             s.close()
 
 
-def _raw_request(kit: Any, provider: str, text: str, *, stream: bool = False) -> Any:
-    model, key = kit.models[provider], kit.key(provider)
-    if provider == "openai":
-        return wire_openai.chat_request(model, text, stream=stream, api_key=key)
-    if provider == "anthropic":
-        return wire_anthropic.messages_request(model, text, max_tokens=64, stream=stream, api_key=key)
-    return wire_gemini.generate_content_request(model, text, stream=stream, api_key=key)
+def _raw_request(kit: Kit, provider: str, text: str, *, stream: bool = False) -> Any:
+    return providers.get(provider).raw_request(kit.models[provider], text, stream=stream, api_key=kit.key(provider))
 
 
-def sdk_call(kit: Any, provider: str) -> Callable[[], str]:
+def sdk_call(kit: Kit, provider: str) -> Callable[[], str]:
     """The official SDK's tiny non-streamed call, as a lesson writes it."""
     model = kit.models[provider]
-    if provider == "openai":
-        return lambda: kit.openai.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": PING}]).choices[0].message.content
-    if provider == "anthropic":
-        return lambda: kit.anthropic.messages.create(
-            model=model, max_tokens=64, messages=[{"role": "user", "content": PING}]).content[0].text
-    return lambda: kit.gemini.models.generate_content(model=model, contents=PING).text
+    return lambda: providers.get(provider).ping(kit, model, PING)
 
 
-def sdk_first_text(kit: Any, provider: str) -> Callable[[], float]:
+def sdk_first_text(kit: Kit, provider: str) -> Callable[[], float]:
     """Seconds from sending a streamed SDK request to its first piece of text (the rest is drained)."""
     model = kit.models[provider]
-    messages = [{"role": "user", "content": COUNT}]
 
     def run() -> float:
         t0 = time.perf_counter()
         first = None
-        if provider == "openai":
-            for chunk in kit.openai.chat.completions.create(model=model, messages=messages, stream=True):
-                if first is None and chunk.choices and chunk.choices[0].delta.content:
-                    first = time.perf_counter() - t0
-        elif provider == "anthropic":
-            with kit.anthropic.messages.stream(model=model, max_tokens=64, messages=messages) as stream:
-                for _text in stream.text_stream:
-                    first = time.perf_counter() - t0 if first is None else first
-        else:
-            for chunk in kit.gemini.models.generate_content_stream(model=model, contents=COUNT):
-                if first is None and chunk.text:
-                    first = time.perf_counter() - t0
+        for _text in providers.get(provider).stream_texts(kit, model, COUNT):
+            first = time.perf_counter() - t0 if first is None else first
         assert first is not None, f"the {provider} SDK stream ended without text"
         return first
 
     return run
 
 
-def openai_tool_sdk(kit: Any) -> str:
+def openai_tool_sdk(kit: Kit) -> str:
     model = kit.models["openai"]
     tools = [{"type": "function", "function": WEATHER_TOOL}]
     messages: list[Any] = [{"role": "user", "content": WEATHER}]
@@ -123,7 +104,7 @@ def openai_tool_sdk(kit: Any) -> str:
     return kit.openai.chat.completions.create(model=model, messages=messages, tools=tools).choices[0].message.content
 
 
-def openai_tool_raw(kit: Any, raw: RawClients) -> str:
+def openai_tool_raw(kit: Kit, raw: RawClients) -> str:
     model, key, url = kit.models["openai"], kit.key("openai"), kit.base_url("openai") + "/chat/completions"
     tools = [{"type": "function", "function": WEATHER_TOOL}]
     messages: list[Any] = [{"role": "user", "content": WEATHER}]
@@ -134,7 +115,7 @@ def openai_tool_raw(kit: Any, raw: RawClients) -> str:
     return second["choices"][0]["message"]["content"]
 
 
-def anthropic_tool_sdk(kit: Any) -> str:
+def anthropic_tool_sdk(kit: Kit) -> str:
     model = kit.models["anthropic"]
     tools = [{"name": WEATHER_TOOL["name"], "description": WEATHER_TOOL["description"],
               "input_schema": WEATHER_TOOL["parameters"]}]
@@ -148,7 +129,7 @@ def anthropic_tool_sdk(kit: Any) -> str:
     return second.content[0].text
 
 
-def anthropic_tool_raw(kit: Any, raw: RawClients) -> str:
+def anthropic_tool_raw(kit: Kit, raw: RawClients) -> str:
     model, key, url = kit.models["anthropic"], kit.key("anthropic"), kit.base_url("anthropic") + "/v1/messages"
     tools = [{"name": WEATHER_TOOL["name"], "description": WEATHER_TOOL["description"],
               "input_schema": WEATHER_TOOL["parameters"]}]
@@ -164,17 +145,17 @@ def anthropic_tool_raw(kit: Any, raw: RawClients) -> str:
     return second["content"][0]["text"]
 
 
-def _contenders(kit: Any, raw: RawClients) -> dict[str, dict[str, Callable[[], Any]]]:
+def _contenders(kit: Kit, raw: RawClients) -> dict[str, dict[str, Callable[[], Any]]]:
     """Every timed operation, grouped by case (the contenders of one case run interleaved)."""
     cases: dict[str, dict[str, Callable[[], Any]]] = {}
-    for provider in ("openai", "anthropic", "gemini"):
+    for provider in providers.names():
         req = _raw_request(kit, provider, PING)
         url = req.url(kit.base_url(provider))
         case = {f"{provider} SDK": sdk_call(kit, provider)}
         for lib in RAW:
             case[lib] = (lambda lib=lib, url=url, req=req: raw.post_json(lib, url, req))
         cases[f"{provider} call"] = case
-    for provider in ("openai", "anthropic", "gemini"):
+    for provider in providers.names():
         req = _raw_request(kit, provider, COUNT, stream=True)
         url = req.url(kit.base_url(provider))
         cases[f"{provider} first token"] = {
@@ -191,7 +172,7 @@ def run(ctx: Context) -> None:
     """Measure every case; rows go to ``ctx.report`` with httpx as each case's baseline."""
     rounds = ctx.pick(quick=15, full=200)
 
-    def record(kit: Any) -> None:
+    def record(kit: Kit) -> None:
         raw = RawClients()
         try:
             for case in _contenders(kit, raw).values():

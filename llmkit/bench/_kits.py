@@ -10,33 +10,26 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from .. import guard
 from . import _script
+
+if TYPE_CHECKING:
+    from ..kit import Kit
 
 
 @contextmanager
-def scripted_kit(name: str, calls: Callable[[Any], Any], *, speed: float = 0.0) -> Iterator[Any]:
+def scripted_kit(name: str, calls: Callable[[Kit], object], *, speed: float = 0.0) -> Iterator[Kit]:
     """Record ``calls(kit)`` against the bench script, then yield a replay :class:`~llmkit.Kit` of it.
 
-    ``calls`` must make every distinct request the benchmark will make. The network guard is left as
-    it was found (a lesson's own kit keeps its guard).
+    ``calls`` must make every distinct request the benchmark will make. Each kit releases only its own
+    hold on the network guard when it closes, so a lesson's own kit keeps its guard.
     """
     from ..kit import Kit
 
-    was_guarded = guard.installed()
     with tempfile.TemporaryDirectory(prefix="llmkit-bench-") as tmp:
-        recorder = Kit(name, mode="record", speed=0, cassette_dir=tmp, script=str(Path(_script.__file__)))
-        try:
+        with Kit(name, mode="record", speed=0, cassette_dir=tmp, script=str(Path(_script.__file__))) as recorder:
             calls(recorder)
             recorder.check_recording()
-        finally:
-            recorder.close()
-        kit = Kit(name, mode="replay", speed=speed, cassette_dir=tmp)
-        try:
+        with Kit(name, mode="replay", speed=speed, cassette_dir=tmp) as kit:
             yield kit
-        finally:
-            kit.close()
-            if was_guarded:
-                guard.install()

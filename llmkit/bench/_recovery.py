@@ -12,14 +12,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._clients import sdk_call
 from ._kits import scripted_kit
 from ._suite import Context
 
+if TYPE_CHECKING:
+    from ..kit import Kit
 
-def _no_retry_clients(kit: Any) -> dict[str, Any]:
+
+def _no_retry_clients(kit: Kit) -> dict[str, Any]:
     import anthropic
     import openai
     from google import genai
@@ -35,7 +38,7 @@ def _no_retry_clients(kit: Any) -> dict[str, Any]:
 class _Bare:
     """A kit look-alike whose SDK clients do not retry (for :func:`sdk_call`)."""
 
-    def __init__(self, kit: Any, clients: dict[str, Any]):
+    def __init__(self, kit: Kit, clients: dict[str, Any]):
         self.models = kit.models
         self.openai, self.anthropic, self.gemini = clients["openai"], clients["anthropic"], clients["gemini"]
 
@@ -49,7 +52,7 @@ def run(ctx: Context) -> None:
     retry_after = ctx.pick(quick=0.2, full=1.0)
     rounds = ctx.pick(quick=3, full=10)
 
-    def record(kit: Any) -> None:
+    def record(kit: Kit) -> None:
         for p in ("openai", "anthropic", "gemini"):
             sdk_call(kit, p)()
 

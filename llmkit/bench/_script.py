@@ -7,6 +7,7 @@ first-token delay and pace, which the ``replay`` suite checks the server reprodu
 
 from __future__ import annotations
 
+from llmkit import providers
 from llmkit.replay.scripted import Reply, ScriptedRequest, ToolCall
 
 PING = "Reply with the single word pong."
@@ -30,6 +31,6 @@ def reply(req: ScriptedRequest) -> Reply | None:
             return Reply(text="It is 18 °C and sunny in Paris.", ttft_ms=280.0)
         # A fixed id: the SDK and the raw client send the same first request, so both must get the same
         # answer for their second requests to match the recording.
-        call_id = "toolu_01BenchWeather" if req.provider == "anthropic" else "call_bench_weather"
+        call_id = providers.get(req.provider).tool_call_prefix + "BenchWeather"
         return Reply(tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id=call_id)], ttft_ms=400.0)
     return None

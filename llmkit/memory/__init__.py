@@ -21,7 +21,13 @@ from ._consolidate import (
     parse_reply,
 )
 from ._embedding import Embedder, HashEmbedder, MiniLMEmbedder
-from ._errors import ConsolidationError, EmbedderError, MemoryDatabaseError, MemorySystemError
+from ._errors import (
+    ConsolidationError,
+    EmbedderError,
+    MemoryDatabaseError,
+    MemorySystemError,
+    MemoryTimestampError,
+)
 from ._memory import Memory
 from ._store import SCHEMA_VERSION
 from ._types import ConsolidationResult, Episode, Hit, Record, Weights
@@ -43,6 +49,7 @@ __all__ = [
     "Memory",
     "MemoryDatabaseError",
     "MemorySystemError",
+    "MemoryTimestampError",
     "MiniLMEmbedder",
     "Record",
     "Weights",

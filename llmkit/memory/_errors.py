@@ -1,31 +1,25 @@
-"""Errors raised by :mod:`llmkit.memory`.
+"""Errors raised by :mod:`llmkit.memory`, re-exported from :mod:`llmkit.errors` (where every llmkit error lives).
 
 Introduced in lesson 7 (07_memory_systems)::
 
-    MemorySystemError              anything this package raises on purpose
-     ├── MemoryDatabaseError       the SQLite file is corrupt, foreign or too new
-     ├── EmbedderError             the embedding model is missing or disagrees with the database
-     └── ConsolidationError        no model configured, or its reply could not be used
+    LlmkitError
+     └── MemorySystemError         anything this package raises on purpose
+          ├── MemoryDatabaseError  the SQLite file is corrupt, foreign or too new
+          ├── MemoryTimestampError a timestamp outside UTC years 1970..9999 (also a ValueError)
+          ├── EmbedderError        the embedding model is missing or disagrees with the database
+          └── ConsolidationError   no model configured, or its reply could not be used
 
 Bad arguments (empty content, wrong types) raise the built-in ``ValueError`` / ``TypeError``.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConsolidationError", "EmbedderError", "MemoryDatabaseError", "MemorySystemError"]
+from ..errors import (
+    ConsolidationError,
+    EmbedderError,
+    MemoryDatabaseError,
+    MemorySystemError,
+    MemoryTimestampError,
+)
 
-
-class MemorySystemError(Exception):
-    """Base class of the errors this package raises on purpose."""
-
-
-class MemoryDatabaseError(MemorySystemError):
-    """The database file cannot be used (corrupt, not ours, or from a newer llmkit)."""
-
-
-class EmbedderError(MemorySystemError):
-    """The embedder cannot be loaded or does not match the database."""
-
-
-class ConsolidationError(MemorySystemError):
-    """Consolidation or summarisation could not run, or the model's reply was unusable."""
+__all__ = ["ConsolidationError", "EmbedderError", "MemoryDatabaseError", "MemorySystemError", "MemoryTimestampError"]

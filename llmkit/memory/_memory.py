@@ -130,10 +130,12 @@ class Memory:
         if not isinstance(dim, int) or dim <= 0 or not callable(getattr(self.embedder, "embed", None)):
             raise EmbedderError("embedder must have an int `dim` and an `embed(texts)` method")
         stored_name, stored_dim = self.store.get_meta("embedder"), self.store.get_meta("dim")
-        if stored_name is None:
-            self.store.set_meta("embedder", name)
-            self.store.set_meta("dim", str(dim))
-        elif stored_name != name or int(stored_dim or 0) != dim:
+        if stored_name is None:  # a new file: the first of several concurrent openers decides
+            with self.store.transaction() as c:
+                c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('embedder', ?)", (name,))
+                c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('dim', ?)", (str(dim),))
+            stored_name, stored_dim = self.store.get_meta("embedder"), self.store.get_meta("dim")
+        if stored_name != name or int(stored_dim or 0) != dim:
             raise EmbedderError(
                 f"{self.store.path} was built with embedder {stored_name!r} (dim {stored_dim}) "
                 f"but this Memory uses {name!r} (dim {dim}): vectors from different models "
@@ -211,8 +213,10 @@ class Memory:
         """Store one message in a session's short-term memory; return its id.
 
         ``timestamp``: an aware datetime, an ISO 8601 string or epoch seconds; a naive value
-        is taken as UTC; default now. ``importance`` in [0, 1] (default 0.5). ``metadata``:
-        JSON-compatible, returned unchanged by :meth:`search` and :meth:`get`.
+        is taken as UTC; default now. It must lie in 1970..9999 (UTC and in its own offset),
+        else :class:`MemoryTimestampError` (a ``ValueError``) and nothing is stored.
+        ``importance`` in [0, 1] (default 0.5). ``metadata``: JSON-compatible, returned
+        unchanged by :meth:`search` and :meth:`get`.
         """
         item = {"session_id": session_id, "role": role, "content": content,
                 "timestamp": timestamp, "importance": importance, "metadata": metadata}
@@ -262,6 +266,14 @@ class Memory:
         if vecs.shape != (len(unique), self.index.dim):
             raise EmbedderError(
                 f"embedder returned shape {vecs.shape}, expected ({len(unique)}, {self.index.dim})"
+            )
+        bad = ~np.isfinite(vecs).all(axis=1)
+        if bad.any():
+            raise EmbedderError(
+                f"embedder {getattr(self.embedder, 'name', '?')!r} returned NaN or infinite values for "
+                f"{int(bad.sum())} of {len(unique)} texts (first: {unique[int(np.argmax(bad))][:60]!r}); "
+                "nothing was stored. Check the embedder (an empty input, an overflow in half "
+                "precision, or a broken model) and retry."
             )
         if len(unique) < len(texts):
             where = {text: n for n, text in enumerate(unique)}
@@ -396,6 +408,8 @@ class Memory:
                 if qvec.shape != (self.index.dim,):
                     raise ValueError(f"embedding must have {self.index.dim} values, got "
                                      f"{np.asarray(embedding).shape}")
+                if not np.isfinite(qvec).all():
+                    raise ValueError("embedding contains NaN or infinite values: pass a finite vector")
         t1 = time.perf_counter()
         with self.store.lock:
             self._sync()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -141,9 +142,14 @@ class Store:
 
     def _open(self) -> None:
         c = self.conn
-        app_id = c.execute("PRAGMA application_id").fetchone()[0]
-        version = c.execute("PRAGMA user_version").fetchone()[0]
-        tables = c.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        c.execute("PRAGMA busy_timeout = 30000")
+        c.execute("BEGIN")  # one snapshot: another process may be creating the schema right now
+        try:
+            app_id = c.execute("PRAGMA application_id").fetchone()[0]
+            version = c.execute("PRAGMA user_version").fetchone()[0]
+            tables = c.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        finally:
+            c.execute("COMMIT")
         if tables == 0 and version == 0:
             c.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only possible before the first table
         elif app_id != APPLICATION_ID:
@@ -156,7 +162,7 @@ class Store:
                 f"{self.path} has schema version {version}, written by a newer llmkit; this one "
                 f"knows versions up to {SCHEMA_VERSION}: upgrade llmkit to open it"
             )
-        c.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+        self._use_wal()  # readers never block the writer
         c.execute("PRAGMA synchronous = NORMAL")  # with WAL: consistent after a crash
         c.execute("PRAGMA foreign_keys = ON")
         c.execute("PRAGMA busy_timeout = 30000")
@@ -164,14 +170,37 @@ class Store:
         c.execute("PRAGMA temp_store = MEMORY")
         self.migrate()
 
+    def _use_wal(self, wait: float = 30.0) -> None:
+        """Switch to WAL (once per file: the mode persists), retrying while another opener holds a lock.
+
+        Changing the journal mode needs an exclusive lock and SQLite reports "database is locked"
+        at once instead of calling the busy handler, so concurrent first opens retry here.
+        """
+        deadline = time.monotonic() + wait
+        delay = 0.005
+        while True:
+            try:
+                if self.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    self.conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+
     def migrate(self, target: int = SCHEMA_VERSION) -> int:
         """Apply the pending migrations up to ``target``; return the version reached."""
         with self.lock:
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-            for number in range(version + 1, target + 1):
-                _, statements = MIGRATIONS[number - 1]
+            while version < target:
                 with self.transaction():
-                    for sql in statements:
+                    # re-read under the write lock: another process may have migrated meanwhile
+                    version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                    if version >= target:
+                        break
+                    number = version + 1
+                    for sql in MIGRATIONS[number - 1][1]:
                         self.conn.execute(sql)
                     if number == 1:
                         self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")

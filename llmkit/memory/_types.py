@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
+from ._errors import MemoryTimestampError
+
 Kind = Literal["short_term", "long_term", "episodic"]
 KINDS: tuple[Kind, ...] = ("short_term", "long_term", "episodic")
 KIND_CODE: dict[str, int] = {name: code for code, name in enumerate(KINDS)}
@@ -179,32 +181,61 @@ def encode_metadata(metadata: object) -> str | None:
     return encode_json(dict(metadata), "metadata")
 
 
+# What a timestamp may be, in UTC epoch seconds: 1970-01-01 .. 9999-12-31 23:59:59. Before 1970,
+# fromtimestamp fails on some platforms; after 9999, datetime cannot represent it at all.
+MIN_EPOCH = 0.0
+MAX_EPOCH = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
+def _out_of_range(timestamp: object, seconds: float | None) -> MemoryTimestampError:
+    hint = ""
+    if seconds is not None and MAX_EPOCH < seconds < MAX_EPOCH * 1000:
+        hint = " (it looks like milliseconds: divide by 1000)"
+    return MemoryTimestampError(
+        f"timestamp {timestamp!r} is outside the range a memory can store and read back, "
+        f"1970-01-01 to 9999-12-31 in UTC{hint}: pass an aware datetime, an ISO 8601 string or "
+        "epoch seconds in that range (or None for now)"
+    )
+
+
 def to_epoch(timestamp: object) -> tuple[float, int]:
     """(UTC epoch seconds, UTC offset in seconds) for a timestamp.
 
     Accepts an aware ``datetime``, an ISO 8601 string, or epoch seconds (int/float, UTC).
     A naive datetime or an ISO string without an offset is taken as UTC (documented in
-    :meth:`Memory.add`); ``None`` means now.
+    :meth:`Memory.add`); ``None`` means now. The moment, in UTC and in its own offset, must lie
+    in years 1970..9999, else :class:`MemoryTimestampError` (a ``ValueError``): a value that
+    could not be turned back into a datetime is never written.
     """
     if timestamp is None:
         return datetime.now(UTC).timestamp(), 0
+    original = timestamp
     if isinstance(timestamp, bool):
         raise TypeError("timestamp must be a datetime, an ISO 8601 string or epoch seconds")
     if isinstance(timestamp, int | float):
         if not math.isfinite(timestamp):
             raise ValueError(f"timestamp must be finite, got {timestamp!r}")
-        return float(timestamp), 0
-    if isinstance(timestamp, str):
-        timestamp = parse_time(timestamp)
-    if not isinstance(timestamp, datetime):
-        raise TypeError(
-            "timestamp must be a datetime, an ISO 8601 string or epoch seconds, "
-            f"got {type(timestamp).__name__}"
-        )
-    if timestamp.tzinfo is None or timestamp.utcoffset() is None:
-        timestamp = timestamp.replace(tzinfo=UTC)
-    offset = timestamp.utcoffset()
-    return timestamp.timestamp(), int(offset.total_seconds()) if offset else 0
+        seconds, offset = float(timestamp), 0
+    else:
+        if isinstance(timestamp, str):
+            timestamp = parse_time(timestamp)
+        if not isinstance(timestamp, datetime):
+            raise TypeError(
+                "timestamp must be a datetime, an ISO 8601 string or epoch seconds, "
+                f"got {type(timestamp).__name__}"
+            )
+        if timestamp.tzinfo is None or timestamp.utcoffset() is None:
+            timestamp = timestamp.replace(tzinfo=UTC)
+        delta = timestamp.utcoffset()
+        offset = int(delta.total_seconds()) if delta else 0
+        try:
+            seconds = timestamp.timestamp()
+        except (OverflowError, ValueError):
+            raise _out_of_range(original, None) from None
+    # both the UTC moment and the wall-clock time in its offset must be representable
+    if not (MIN_EPOCH <= seconds <= MAX_EPOCH and MIN_EPOCH <= seconds + max(offset, 0) <= MAX_EPOCH):
+        raise _out_of_range(original, seconds if isinstance(original, int | float) else None)
+    return seconds, offset
 
 
 # besides ISO 8601: the formats of the public long-conversation benchmarks
@@ -234,7 +265,14 @@ def parse_time(text: str) -> datetime:
 
 
 def from_epoch(seconds: float, offset: int) -> datetime:
+    """The stored moment as an aware datetime in its original offset.
+
+    Rows written before timestamps were validated may lie outside 1970..9999: they are read back
+    clamped into that range rather than making every read that meets them fail.
+    """
     tz = UTC if offset == 0 else timezone(timedelta(seconds=offset))
+    if not MIN_EPOCH <= seconds <= MAX_EPOCH - max(offset, 0):
+        seconds = min(max(seconds, MIN_EPOCH), MAX_EPOCH - max(offset, 0)) if math.isfinite(seconds) else MIN_EPOCH
     return datetime.fromtimestamp(seconds, tz)
 
 

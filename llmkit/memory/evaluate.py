@@ -23,6 +23,8 @@ from typing import Any
 from ._embedding import Embedder
 from ._memory import Memory
 
+__all__ = ["evaluate", "from_locomo", "load_conversation", "turns"]
+
 MODES = ("dense", "lexical", "hybrid")
 
 

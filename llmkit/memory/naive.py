@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["EmbedderEncoder", "NaiveMemory"]
+
 SIMILARITY_THRESHOLD = 0.5
 SHORT_TERM_SEARCH_LIMIT = 20
 

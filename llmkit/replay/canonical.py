@@ -20,6 +20,9 @@ from urllib.parse import parse_qsl, urlencode
 VOLATILE_FIELDS = frozenset({"stream_options", "user", "metadata"})
 IGNORED_QUERY = frozenset({"key", "beta"})
 BLOB_MIN_CHARS = 512
+#: Deepest JSON nesting accepted in a request body or a cassette body (real tool schemas stay far below);
+#: deeper input is refused before the recursive helpers here could overflow the stack.
+MAX_JSON_DEPTH = 128
 
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w=.+-]+)*;base64,(.*)$", re.S)
 _B64 = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
@@ -27,6 +30,8 @@ _B64 = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
 
 def canonical_query(query: str) -> str:
     """The query string with the API key (and Anthropic's ``beta`` flag) removed, sorted."""
+    if not query:
+        return ""
     pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in IGNORED_QUERY]
     return urlencode(sorted(pairs))
 
@@ -79,18 +84,50 @@ def canonical_body(body: Any) -> Any:
     return replace_blobs(body)
 
 
-def canonical_text(body: Any) -> str:
+def canonical_text(body: Any, *, may_hold_blobs: bool = True) -> str:
+    """The canonical body as compact sorted JSON. ``may_hold_blobs=False`` (the caller knows the raw
+    body is shorter than :data:`BLOB_MIN_CHARS`, so no string in it is a blob) skips the blob walk."""
+    if not may_hold_blobs:
+        if isinstance(body, dict) and not VOLATILE_FIELDS.isdisjoint(body):
+            body = {k: v for k, v in body.items() if k not in VOLATILE_FIELDS}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return json.dumps(canonical_body(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def parse_body(raw: bytes) -> Any:
-    """JSON-decode a request body; a non-JSON body is kept as text; an empty one is None."""
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """True when lists/objects in ``value`` nest more than ``limit`` levels (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def parse_body(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """JSON-decode a request body; a non-JSON body is kept as text; an empty one is None.
+
+    Raises ``ValueError`` (with a message saying so) when the JSON nests deeper than ``max_depth``.
+    """
     if not raw:
         return None
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return raw.decode("utf-8", "replace")
+    except RecursionError:
+        raise ValueError(f"the JSON body is nested deeper than {max_depth} levels") from None
+    # Nesting n levels deep takes at least n bytes, so short bodies need no walk.
+    if len(raw) > max_depth and nested_deeper_than(value, max_depth):
+        raise ValueError(f"the JSON body is nested deeper than {max_depth} levels")
+    return value
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -13,8 +13,12 @@ Format (``"llmkit_cassette": 1``)::
                      "stream": [{"t_ms": 231.5, "raw": "data: {...}\\n\\n"}, ...]}}]}
 
 A response holds either ``body`` (JSON), ``body_text`` (anything else) or ``stream`` (frames kept
-byte-exact with their time since the request arrived, so pacing can be replayed). Large binary inputs
+byte-exact with their time since the request arrived, so pacing can be replayed). A recorded JSON body
+whose bytes ``json.dumps`` would not reproduce (its own whitespace, key order, escapes) is kept as
+``body_text``, so every non-streamed body replays byte-exact (:func:`json_or_text`). Large binary inputs
 are stored once under ``blobs/<sha256>`` beside the cassette and referenced from the request body.
+Loading validates the file against :mod:`llmkit.replay.schema`; a malformed one is a ``CassetteError``
+naming the field, e.g. ``interactions[3].response.status``.
 """
 
 from __future__ import annotations
@@ -30,9 +34,45 @@ from typing import Any
 
 from ..errors import CassetteError, CassetteMiss
 from .canonical import body_diff, canonical_query, canonical_text, distance, replace_blobs
+from .schema import FIX_HINT, FORMAT_VERSION, PROVENANCE_KINDS, validate_cassette
 
-FORMAT_VERSION = 1
-PROVENANCE_KINDS = ("scripted", "recorded")
+__all__ = ["FORMAT_VERSION", "PROVENANCE_KINDS", "Cassette", "Frame", "Interaction", "Player", "RecordedRequest",
+           "RecordedResponse", "json_or_text", "read_cassette_json"]
+
+
+def read_cassette_json(path: Path) -> Any:
+    """Decode a cassette file's JSON (lesson 0); unreadable, non-UTF-8 or too deeply nested files raise
+    :class:`CassetteError` saying so."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise CassetteError(f"{path} is a directory, not a cassette file; pass the .json file inside it.") from None
+    except OSError as e:
+        raise CassetteError(f"cassette {path} cannot be read ({e.strerror or e}); check its permissions.") from None
+    except UnicodeDecodeError as e:
+        raise CassetteError(f"cassette {path} is not UTF-8 text (byte {e.start}); {FIX_HINT}.") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise CassetteError(f"cassette {path} is not valid JSON ({e}); restore it from git.") from None
+    except RecursionError:
+        raise CassetteError(f"cassette {path} is not valid JSON (nested too deeply to read); "
+                            "restore it from git.") from None
+
+
+def json_or_text(text: str) -> tuple[Any, str | None]:
+    """How to store a non-streamed response body so it replays byte-exact (lesson 0).
+
+    Returns ``(parsed JSON, None)`` when re-serialising the JSON gives back exactly ``text`` (readable in a
+    cassette diff), else ``(None, text)``: recorded whitespace, key order and escapes are kept as they were.
+    """
+    try:
+        parsed = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None, text
+    if isinstance(parsed, (dict, list)) and json.dumps(parsed, ensure_ascii=False) == text:
+        return parsed, None
+    return None, text
 
 
 @dataclass
@@ -51,8 +91,10 @@ class RecordedRequest:
     query: str = ""
     body: Any = None
 
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.method.upper(), self.path, canonical_query(self.query), canonical_text(self.body))
+    def key(self, *, may_hold_blobs: bool = True) -> tuple[str, str, str, str]:
+        """What matching compares: method, path, canonical query and canonical body."""
+        return (self.method.upper(), self.path, canonical_query(self.query),
+                canonical_text(self.body, may_hold_blobs=may_hold_blobs))
 
     def label(self) -> str:
         q = canonical_query(self.query)
@@ -99,47 +141,34 @@ class Cassette:
     # --- reading and writing -----------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Cassette:
+        """Read and validate the cassette at ``path`` (lesson 0); any problem is a :class:`CassetteError`."""
         path = Path(path)
         if not path.exists():
             raise CassetteError(
                 f"cassette {path} does not exist. Record it with LLMKIT_MODE=record, "
                 "or check the lesson name passed to llmkit.start()."
             )
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise CassetteError(f"cassette {path} is not valid JSON ({e}); restore it from git.") from e
+        data = read_cassette_json(path)
         cassette = cls.from_dict(data, source=str(path))
         cassette.path = path
         return cassette
 
     @classmethod
-    def from_dict(cls, data: dict, *, source: str = "<dict>") -> Cassette:
-        if not isinstance(data, dict) or data.get("llmkit_cassette") != FORMAT_VERSION:
-            raise CassetteError(
-                f"{source} is not an llmkit cassette (expected \"llmkit_cassette\": {FORMAT_VERSION})."
-            )
-        prov = data.get("provenance") or {}
-        if prov.get("kind") not in PROVENANCE_KINDS:
-            raise CassetteError(f"{source}: provenance.kind must be one of {PROVENANCE_KINDS}.")
+    def from_dict(cls, data: Any, *, source: str = "<dict>") -> Cassette:
+        """Build a cassette from its decoded JSON, validated by :mod:`llmkit.replay.schema` (lesson 0)."""
+        doc = validate_cassette(data, source=source)
         interactions = []
-        for i, item in enumerate(data.get("interactions", [])):
-            try:
-                req, resp = item["request"], item["response"]
-                stream = resp.get("stream")
-                interactions.append(Interaction(
-                    RecordedRequest(req["provider"], req["method"], req["path"], req.get("query", ""),
-                                    req.get("body")),
-                    RecordedResponse(
-                        status=int(resp["status"]), headers=dict(resp.get("headers", {})),
-                        body=resp.get("body"), body_text=resp.get("body_text"),
-                        stream=[Frame(float(f["t_ms"]), f["raw"]) for f in stream] if stream is not None else None,
-                        t_ms=float(resp.get("t_ms", 0.0)), headers_ms=float(resp.get("headers_ms", 0.0)),
-                    ),
-                ))
-            except (KeyError, TypeError, ValueError) as e:
-                raise CassetteError(f"{source}: interaction #{i} is malformed ({e!r}).") from e
-        return cls(name=data.get("name", Path(source).stem), provenance=prov, interactions=interactions)
+        for item in doc.interactions:
+            req, resp = item.request, item.response
+            interactions.append(Interaction(
+                RecordedRequest(req.provider, req.method, req.path, req.query, req.body),
+                RecordedResponse(
+                    status=resp.status, headers=resp.headers, body=resp.body, body_text=resp.body_text,
+                    stream=[Frame(f.t_ms, f.raw) for f in resp.stream] if resp.stream is not None else None,
+                    t_ms=resp.t_ms, headers_ms=resp.headers_ms,
+                ),
+            ))
+        return cls(name=doc.name or Path(source).stem, provenance=data["provenance"], interactions=interactions)
 
     def to_dict(self) -> dict:
         out = []
@@ -203,14 +232,22 @@ class Player:
     def __init__(self, cassette: Cassette):
         self.cassette = cassette
         self._by_key: dict[tuple, list[int]] = defaultdict(list)
+        self._providers: dict[tuple[str, str], str] = {}
         for i, it in enumerate(cassette.interactions):
             self._by_key[it.request.key()].append(i)
+            self._providers.setdefault((it.request.method.upper(), it.request.path), it.request.provider)
         self._served: dict[tuple, int] = defaultdict(int)
         self.played: set[int] = set()
         self._lock = threading.Lock()
 
-    def match(self, request: RecordedRequest) -> tuple[int, Interaction]:
-        key = request.key()
+    def provider_at(self, method: str, path: str) -> str | None:
+        """The provider recorded for ``method path`` (None if nothing was recorded there): how the server
+        answers endpoints it has no provider rule for, e.g. a legacy one in an imported VCR cassette."""
+        return self._providers.get((method.upper(), path))
+
+    def match(self, request: RecordedRequest, key: tuple | None = None) -> tuple[int, Interaction]:
+        """The recorded interaction for ``request`` (its ``key()`` may be passed precomputed)."""
+        key = key or request.key()
         with self._lock:
             indices = self._by_key.get(key)
             if not indices:
@@ -232,9 +269,11 @@ class Player:
     def miss(self, request: RecordedRequest) -> CassetteMiss:
         """Build the error for an unmatched request, naming the closest recording."""
         best: tuple[int, int] | None = None
+        # Compare with the same provider's recordings; a request with no provider (an endpoint nobody
+        # owns and nothing was recorded at) is compared with all of them.
         for i, it in enumerate(self.cassette.interactions):
             rec = it.request
-            if rec.provider != request.provider:
+            if request.provider and rec.provider != request.provider:
                 continue
             d = distance(rec.body, request.body) + (0 if rec.label() == request.label() else 1000)
             if best is None or d < best[0]:
@@ -244,7 +283,8 @@ class Player:
         fix = ("Either the cell changed (re-record with LLMKIT_MODE=record, keys in .env) "
                "or the request differs from the recording in the fields shown.")
         if best is None:
-            return CassetteMiss(f"{head} Nothing was recorded for {request.provider}. {fix}")
+            what = f"for {request.provider}" if request.provider else "in it"
+            return CassetteMiss(f"{head} Nothing was recorded {what}. {fix}")
         rec = self.cassette.interactions[best[1]].request
         diff = body_diff(rec.body, request.body)
         if rec.label() != request.label():

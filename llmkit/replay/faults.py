@@ -8,17 +8,26 @@ Faults apply in the order added; each applies ``times`` times (None: to every ma
     kit.faults.status(429, provider="openai", retry_after=2)   # next OpenAI call gets a 429
     kit.faults.drop_stream(after=5)                            # next stream is cut after 5 events
     kit.faults.chaos(seed=7, rate=0.3)                         # a seeded random mix, for soak tests
+    kit.faults.chaos(seed=1, mix={None: 0.6, "529": 0.4})      # ... or weighted: 60% answered, 40% 529
+
+This is the one fault injector of llmkit: lessons and tests make the real replay server fail, and the
+official SDKs see exactly what a provider would send.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from ..errors import ConfigError
 
 
 @dataclass
 class Fault:
+    """One planned fault: what goes wrong, for which requests (``provider``, a ``path`` fragment), how often."""
+
     provider: str | None = None
     path: str | None = None
     status: int | None = None
@@ -31,6 +40,7 @@ class Fault:
     event_status: int = 529
     times: int | None = 1
     skip: int = 0
+    kind: str | None = None  # the chaos kind it was drawn as ("529", "drop", ...), None when added by hand
     _seen: int = field(default=0, repr=False)
     _applied: int = field(default=0, repr=False)
 
@@ -70,7 +80,10 @@ _CHAOS_KINDS = ("429", "429-retry-after", "500", "503", "529", "drop", "error-ev
 
 
 class FaultPlan:
-    """The faults a replay server will inject. Thread-safe; cleared with :meth:`clear`."""
+    """The faults a replay server will inject (``kit.faults``). Thread-safe; cleared with :meth:`clear`.
+
+    Introduced in lesson 0 (00_setup_and_replay); lesson 8 (08_errors_and_fallbacks) lives on it.
+    """
 
     def __init__(self) -> None:
         self._faults: list[Fault] = []
@@ -79,6 +92,7 @@ class FaultPlan:
         self._chaos_rate = 0.0
         self._chaos_kinds: tuple[str, ...] = ()
         self._chaos_latency_ms = 1000.0
+        self._chaos_mix: tuple[list[str | None], list[float]] | None = None
         self.log: list[AppliedFault] = []
 
     # --- adding faults ---------------------------------------------------------------------------
@@ -111,12 +125,22 @@ class FaultPlan:
                               event_status=status, times=times))
 
     def chaos(self, seed: int, rate: float = 0.3, kinds: tuple[str, ...] = _CHAOS_KINDS,
-              latency_ms: float = 1000.0) -> None:
-        """Inject a seeded random fault into a ``rate`` share of requests (soak tests).
+              latency_ms: float = 1000.0, *, mix: Mapping[str | None, float] | None = None) -> None:
+        """Inject a seeded random fault into a ``rate`` share of requests (soak tests), drawn evenly from
+        ``kinds``; or, with ``mix``, draw every request's fate from weights (``None``: no fault)::
 
-        ``kinds`` may also hold any HTTP status as text (``"400"``: a bad request) and
-        ``"latency"`` (``latency_ms`` added: a timeout for a client with a shorter timeout).
+            kit.faults.chaos(seed=1, mix={None: 0.6, "529": 0.4, "429-retry-after": 0.1})
+
+        Kinds: ``"429-retry-after"``, ``"drop"`` (stream cut), ``"error-event"``, ``"latency"``
+        (``latency_ms`` added: a timeout for a client with a shorter timeout) and any HTTP status as
+        text (``"400"``). Faults added with :meth:`status` and friends go first. Introduced in lesson 8
+        (08_errors_and_fallbacks).
         """
+        if mix is not None:
+            kinds = tuple(k for k in mix if k is not None)
+            if any(w < 0 for w in mix.values()) or sum(mix.values()) <= 0:
+                raise ConfigError(f"chaos(mix=...) needs weights >= 0 with a positive sum, got {dict(mix)}; "
+                                  'e.g. mix={None: 0.6, "529": 0.4}.')
         for kind in kinds:
             self._chaos_fault(kind, random.Random(0), latency_ms)  # fail now on an unknown kind
         with self._lock:
@@ -124,11 +148,13 @@ class FaultPlan:
             self._chaos_rate = rate
             self._chaos_kinds = kinds
             self._chaos_latency_ms = latency_ms
+            self._chaos_mix = (list(mix), list(mix.values())) if mix is not None else None
 
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
             self._rng = None
+            self._chaos_mix = None
             self.log.clear()
 
     @property
@@ -147,12 +173,18 @@ class FaultPlan:
                 fault._applied += 1
                 self.log.append(AppliedFault(provider, path, fault))
                 return fault
-            if self._rng is not None and self._rng.random() < self._chaos_rate:
-                kind = self._rng.choice(self._chaos_kinds)
-                fault = self._chaos_fault(kind, self._rng, self._chaos_latency_ms)
-                self.log.append(AppliedFault(provider, path, fault))
-                return fault
-        return None
+            if self._rng is None:
+                return None
+            if self._chaos_mix is not None:
+                drawn = self._rng.choices(*self._chaos_mix)[0]
+            else:
+                drawn = self._rng.choice(self._chaos_kinds) if self._rng.random() < self._chaos_rate else None
+            if drawn is None:
+                return None
+            fault = self._chaos_fault(drawn, self._rng, self._chaos_latency_ms)
+            fault.kind = drawn
+            self.log.append(AppliedFault(provider, path, fault))
+            return fault
 
     @staticmethod
     def _chaos_fault(kind: str, rng: random.Random, latency_ms: float = 1000.0) -> Fault:
@@ -166,6 +198,6 @@ class FaultPlan:
             return Fault(drop_after=rng.randint(0, 4))
         if kind == "error-event":
             return Fault(error_after=rng.randint(1, 4), message="Overloaded")
-        raise ValueError(f"unknown chaos kind {kind!r}; choose from {_CHAOS_KINDS}, another HTTP status "
-                         '("400") or "latency"')
+        raise ConfigError(f"unknown chaos kind {kind!r}; choose from {_CHAOS_KINDS}, another HTTP status "
+                          '("400") or "latency"')
 

@@ -1,10 +1,15 @@
 """Record mode: forward each request to the real provider and write what came back (lesson 0).
 
 The embedded server passes the response through to the SDK as it arrives (a stream stays a stream)
-and keeps each SSE event as one frame with its arrival time. After every interaction the cassette
-is scrubbed, checked for surviving secrets and saved atomically; if a secret survives, nothing is
-written and the error names the field. Upstream base URLs come from ``LLMKIT_UPSTREAM_OPENAI``,
-``LLMKIT_UPSTREAM_ANTHROPIC`` and ``LLMKIT_UPSTREAM_GEMINI`` (so tests can record from a local fake).
+and keeps each SSE event as one frame with its arrival time. After every interaction the new
+interaction is scrubbed and then gated: the scanner of :mod:`llmkit.replay.secrets` looks at exactly
+what would reach disk (the JSON, each stream reassembled, every blob file) and, if a secret survives,
+nothing is written and the error names the interaction and field. Blobs and the cassette are written to
+temporary files and renamed only after the scan passed. An answer that cannot be stored faithfully
+(bytes that are not UTF-8) is refused loudly: an entry in ``errors``, a warning, and for a non-streamed
+answer a provider-shaped error to the client; it is never dropped silently. Upstream base URLs come
+from ``LLMKIT_UPSTREAM_OPENAI``, ``LLMKIT_UPSTREAM_ANTHROPIC`` and ``LLMKIT_UPSTREAM_GEMINI`` (so
+tests can record from a local fake).
 """
 
 from __future__ import annotations
@@ -13,18 +18,21 @@ import asyncio
 import codecs
 import json
 import os
+import tempfile
 import threading
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
-from ..errors import LlmkitError, SecretLeakError
+from ..errors import CassetteError, LlmkitError, SecretLeakError
 from ..models import UPSTREAMS
 from . import providers
-from .canonical import parse_body
+from .canonical import parse_body, replace_blobs
 from .cassette import Cassette, Frame, Interaction, RecordedRequest, RecordedResponse
-from .scrub import assert_no_secret, scrub, scrub_headers, scrub_text
+from .scrub import leak_error, scrub, scrub_headers, scrub_query, scrub_text
+from .secrets import SecretScanner, blob_loader
 
 Send = Callable[[dict], Awaitable[None]]
 
@@ -52,7 +60,12 @@ def split_frames(buffer: bytes) -> tuple[list[bytes], bytes]:
 
 
 class Recorder:
-    """Forwards to upstream providers and appends scrubbed interactions to ``cassette``."""
+    """Forwards to upstream providers and appends scrubbed, gated interactions to ``cassette``.
+
+    Introduced in lesson 0 (00_setup_and_replay). ``errors`` collects every interaction that was not
+    written (a :class:`~llmkit.errors.SecretLeakError`, or a :class:`~llmkit.errors.CassetteError` for
+    an answer that cannot be stored); ``Kit.check_recording()`` raises the first.
+    """
 
     def __init__(self, cassette: Cassette, path: str | os.PathLike[str], *, secrets: list[str],
                  upstreams: dict[str, str] | None = None, timeout: float = 600.0):
@@ -83,10 +96,8 @@ class Recorder:
         fwd = {k: v for k, v in headers.items() if k.lower() not in _FORWARD_SKIP}
         fwd["accept-encoding"] = "identity"  # keep stream bytes exact
         client = self._http()
-        stored_query = urlencode([(k, v) for k, v in parse_qsl(request.query, keep_blank_values=True)
-                                  if k != "key"])
-        stored_req = RecordedRequest(request.provider, request.method, request.path, stored_query,
-                                     scrub(request.body, self.secrets))
+        stored_req = RecordedRequest(request.provider, request.method, scrub_text(request.path, self.secrets),
+                                     scrub_query(request.query, self.secrets), scrub(request.body, self.secrets))
         async with client.stream(request.method, url, content=raw, headers=fwd) as upstream:
             resp_headers = scrub_headers(dict(upstream.headers), self.secrets)
             # An error answer to a stream request is plain JSON, even under an event-stream content type.
@@ -102,14 +113,17 @@ class Recorder:
                 t_ms = (loop.time() - t0) * 1000
                 resp = RecordedResponse(upstream.status_code, resp_headers, t_ms=t_ms)
                 parsed = parse_body(body)
+                problem: LlmkitError | None = None
                 if isinstance(parsed, (dict, list)):
                     resp.body = scrub(parsed, self.secrets)
                 else:
-                    resp.body_text = scrub_text(body.decode("utf-8", "replace"), self.secrets)
-                try:
-                    self._append(Interaction(stored_req, resp))
-                except SecretLeakError as e:
-                    err = providers.error_body(request.provider, 400, f"llmkit record: {e}")
+                    try:
+                        resp.body_text = scrub_text(body.decode("utf-8"), self.secrets)
+                    except UnicodeDecodeError as e:
+                        problem = self._refuse_undecodable(request, e, streamed=False)
+                problem = problem or self._try_append(Interaction(stored_req, resp))
+                if problem is not None:
+                    err = providers.error_body(request.provider, 400, f"llmkit record: {problem}")
                     body = json.dumps(err).encode()
                     await send({"type": "http.response.start", "status": 400,
                                 "headers": [(b"content-type", b"application/json")]})
@@ -127,43 +141,101 @@ class Recorder:
             kind = providers.stream_kind(request.provider, request.path, dict(parse_qsl(request.query)))
             buffer = b""
             received: list[bytes] = []
+            undecodable: UnicodeDecodeError | None = None
             text = codecs.getincrementaldecoder("utf-8")()  # a network chunk may end inside a character
             async for chunk in upstream.aiter_bytes():
                 now = (loop.time() - t0) * 1000
                 received.append(chunk)
+                # The client gets every byte as it came, whatever happens to the recording.
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                if kind == "sse":
-                    pieces, buffer = split_frames(buffer + chunk)
-                    frames += [Frame(now, p.decode("utf-8")) for p in pieces]
-                elif piece := text.decode(chunk):
-                    frames.append(Frame(now, piece))
-            if buffer or kind != "sse":
-                rest = buffer.decode("utf-8") if kind == "sse" else text.decode(b"", final=True)
-                if rest:
-                    frames.append(Frame((loop.time() - t0) * 1000, rest))
+                if undecodable is not None:
+                    continue
+                try:
+                    if kind == "sse":
+                        pieces, buffer = split_frames(buffer + chunk)
+                        frames += [Frame(now, p.decode("utf-8")) for p in pieces]
+                    elif piece := text.decode(chunk):
+                        frames.append(Frame(now, piece))
+                except UnicodeDecodeError as e:
+                    undecodable = e
+            if undecodable is None and (buffer or kind != "sse"):
+                try:
+                    rest = buffer.decode("utf-8") if kind == "sse" else text.decode(b"", final=True)
+                except UnicodeDecodeError as e:
+                    undecodable = e
+                else:
+                    if rest:
+                        frames.append(Frame((loop.time() - t0) * 1000, rest))
+            # Settle the recording before the client sees the end, so check_recording() after the
+            # call reflects it.
+            if undecodable is not None:
+                self._refuse_undecodable(request, undecodable, streamed=True)
+                resp = None
+            else:
+                frames = [Frame(f.t_ms, scrub_text(f.raw, self.secrets)) for f in frames]
+                resp = RecordedResponse(upstream.status_code, resp_headers, stream=frames, headers_ms=headers_ms)
+                if self._try_append(Interaction(stored_req, resp)) is not None:
+                    resp = None  # kept in self.errors; the kit raises it
             if observe is not None:
                 observe(upstream.status_code, b"".join(received), True)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        frames = [Frame(f.t_ms, scrub_text(f.raw, self.secrets)) for f in frames]
-        resp = RecordedResponse(upstream.status_code, resp_headers, stream=frames, headers_ms=headers_ms)
-        try:
-            self._append(Interaction(stored_req, resp))
-        except SecretLeakError:
-            return None  # kept in self.errors; the kit raises it
         return resp
 
+    def _refuse_undecodable(self, request: RecordedRequest, error: UnicodeDecodeError, *,
+                            streamed: bool) -> CassetteError:
+        what = "stream" if streamed else "body"
+        problem = CassetteError(
+            f"record mode did not store the answer to {request.label()}: the provider's {what} is not UTF-8 "
+            f"text ({error.reason} at byte {error.start} of a piece of it), and cassettes hold text. "
+            + ("The client received the bytes unchanged. " if streamed else "")
+            + "Nothing was written for this call; run it again to record it, or leave it out of the lesson.")
+        self.errors.append(problem)
+        warnings.warn(str(problem), RuntimeWarning, stacklevel=2)
+        return problem
+
+    def _try_append(self, interaction: Interaction) -> SecretLeakError | None:
+        try:
+            self._append(interaction)
+        except SecretLeakError as e:
+            return e
+        return None
+
     def _append(self, interaction: Interaction) -> None:
+        """Gate, then write: blobs and cassette go to temp files renamed only after the scan passed."""
         with self._lock:
+            blobs: dict[str, bytes] = {}
+            interaction.request.body = replace_blobs(interaction.request.body,
+                                                     lambda ref, data, media: blobs.__setitem__(ref, data))
+            pending = {ref.removeprefix("blob:sha256:"): data for ref, data in blobs.items()}
             candidate = Cassette(self.cassette.name, dict(self.cassette.provenance),
                                  [*self.cassette.interactions, interaction])
-            try:
-                assert_no_secret(candidate.to_dict(), self.secrets, what=f"cassette {self.path.name}")
-            except SecretLeakError as e:
-                self.errors.append(e)
-                raise
+            doc = candidate.to_dict()
+            index = len(doc["interactions"]) - 1
+            # The interactions already written passed this gate: scan the new one and the top-level fields.
+            scanner = SecretScanner(self.secrets)
+            blob_dir = self.path.parent / "blobs"
+            found = (scanner.scan_value({k: v for k, v in doc.items() if k != "interactions"})
+                     or scanner.scan_interaction(doc["interactions"][index], f"interactions[{index}]",
+                                                 blob_loader(blob_dir, pending)))
+            if found:
+                error = leak_error(found, f"cassette {self.path.name}")
+                self.errors.append(error)
+                raise error
+            for digest, data in pending.items():
+                _write_atomically(blob_dir / digest, data)
             candidate.save(self.path)
             self.cassette.interactions.append(interaction)
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    if target.exists():
+        return  # content-addressed: the same name holds the same bytes
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, target)

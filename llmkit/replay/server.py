@@ -22,13 +22,20 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import CassetteMiss, ConfigError
+from ..errors import ClientGone as _ClientGone
+from ..errors import DroppedConnection as _DroppedConnection
 from . import providers
-from .canonical import parse_body
+from .canonical import BLOB_MIN_CHARS, parse_body
 from .cassette import Interaction, Player, RecordedRequest, RecordedResponse
 from .faults import Fault, FaultPlan
 
+__all__ = ["ReplayApp", "ServerThread", "serve_cassette", "serve_response"]
+
 Send = Callable[[dict], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict]]
+
+#: Largest request body the server reads (default); room for the image uploads of lessons 5 and 6.
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 
 # Hop-by-hop and encoding headers are recomputed by the server; never replay them.
 _DROP_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection",
@@ -46,10 +53,6 @@ class Exchange:
     body: bytes
     stream: bool
     interaction: int | None = None
-
-
-class _ClientGone(Exception):
-    """The client disconnected while we were still sending."""
 
 
 class _DisconnectAwareSend:
@@ -78,25 +81,23 @@ class _DisconnectAwareSend:
         self._watcher.cancel()
 
 
-class _DroppedConnection(Exception):
-    """Raised inside the app to make uvicorn cut the connection mid-body (an injected fault)."""
-
-    def __init__(self, message: str, sent: bytes):
-        super().__init__(message)
-        self.sent = sent
-
-
 class ReplayApp:
     """ASGI app. Give it a :class:`Player` (replay) or a recorder (record); faults and speed are live."""
 
     def __init__(self, player: Player | None = None, *, recorder: Any = None,
-                 faults: FaultPlan | None = None, speed: float = 0.0):
+                 faults: FaultPlan | None = None, speed: float = 0.0,
+                 max_body_bytes: int = DEFAULT_MAX_BODY_BYTES):
         if player is None and recorder is None:
             raise ConfigError("ReplayApp needs a cassette player (replay) or a recorder (record).")
         self.player = player
         self.recorder = recorder
         self.faults = faults or FaultPlan()
         self.speed = speed
+        self.max_body_bytes = max_body_bytes
+        # Per interaction index: (response, its headers, its body bytes), computed once. A recorded
+        # response is not changed while it is being served; a replaced one is noticed by identity.
+        self._prepared: dict[int, tuple[RecordedResponse, list[tuple[bytes, bytes]], bytes]] = {}
+        self._routes: dict[str, str | None] = {}  # path -> provider_for_path(path)
         self.misses: list[CassetteMiss] = []
         self.observers: list[Callable[[Exchange], None]] = []
         # Requests whose client hung up before the answer was complete (a Stop button, a timeout).
@@ -112,32 +113,75 @@ class ReplayApp:
         if scope["type"] != "http":
             return
         t0 = asyncio.get_running_loop().time()
-        raw = await _read_body(receive)
-        path = scope["path"]
-        query = scope.get("query_string", b"").decode("latin-1")
+        path, method = scope["path"], scope["method"]
+        # Endpoints without a provider rule (a legacy one in an imported VCR cassette) are answered as
+        # recorded, under the provider the recording names.
+        known = self._routes.get(path, "?")
+        if known == "?":
+            known = providers.provider_for_path(path)
+            if len(self._routes) < 4096:  # bounded: a client can send any number of distinct paths
+                self._routes[path] = known
+        provider = known or (self.player.provider_at(method, path) if self.player is not None else None)
+        raw = await _read_body(receive, scope, self.max_body_bytes)
+        if raw is None:
+            await self._send_error(send, known, 413, f"llmkit replay server: the request body is larger than "
+                                   f"{self.max_body_bytes} bytes, the limit; send a smaller body (shrink the "
+                                   "image) or raise the limit (ReplayApp(max_body_bytes=...)).")
+            return
         if path == "/__llmkit/health":
             await _send_json(send, 200, {"ok": True})
             return
-        provider = providers.provider_for_path(path)
-        if provider is None:
-            await _send_json(send, 404, {"error": {
-                "message": f"llmkit replay server: {scope['method']} {path} is not a provider endpoint "
-                           "it knows (OpenAI chat/responses/embeddings, Anthropic messages, Gemini models).",
-                "type": "not_found"}})
+        if provider is None and self.recorder is not None:
+            await self._send_error(send, None, 404, f"llmkit replay server: {method} {path} is not a provider "
+                                   "endpoint it can record (OpenAI, Anthropic and Gemini model endpoints).")
             return
-        body = parse_body(raw)
-        request = RecordedRequest(provider, scope["method"], path, query, body)
+        try:
+            body = parse_body(raw)
+        except ValueError as e:
+            await self._send_error(send, known, 400, f"llmkit replay server: {e}, deeper than any provider "
+                                   "request; send the body flatter.")
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        request = RecordedRequest(provider or "", method, path, query, body)
+        fault = self.faults.take(provider or "", path)
+        if self.recorder is None and fault is None:
+            await self._replay(request, len(raw), known is not None, send, receive, t0)
+            return
         send = _DisconnectAwareSend(send, receive)
         try:
-            await self._answer(scope, request, raw, send, t0)
+            await self._answer(scope, request, raw, send, fault, t0)
         except _ClientGone:
             self.disconnects.append(request)  # the client hung up: stop sending, quietly, and note it
         finally:
             send.stop()
 
-    async def _answer(self, scope: dict, request: RecordedRequest, raw: bytes, send: Send, t0: float) -> None:
-        provider, path = request.provider, request.path
-        fault = self.faults.take(provider, path)
+    async def _replay(self, request: RecordedRequest, size: int, known: bool, send: Send, receive: Receive,
+                      t0: float) -> None:
+        """The common case, kept lean: no fault, a player. Only a response that takes time (a stream, or
+        a paced body) watches for the client hanging up."""
+        assert self.player is not None
+        try:
+            index, interaction = self.player.match(request, request.key(may_hold_blobs=size >= BLOB_MIN_CHARS))
+        except CassetteMiss as miss:
+            self.misses.append(miss)
+            await self._send_miss(send, request, miss, known)
+            self._observe(request, 400, b"", False, None)
+            return
+        resp = interaction.response
+        if not resp.is_stream and (self.speed <= 0 or resp.t_ms <= 0):
+            await self._serve(send, request, index, interaction, None, t0)
+            return
+        watched = _DisconnectAwareSend(send, receive)
+        try:
+            await self._serve(watched, request, index, interaction, None, t0)
+        except _ClientGone:
+            self.disconnects.append(request)
+        finally:
+            watched.stop()
+
+    async def _answer(self, scope: dict, request: RecordedRequest, raw: bytes, send: Send,
+                      fault: Fault | None, t0: float) -> None:
+        provider = request.provider
         if fault is not None and fault.latency_ms:
             await asyncio.sleep(fault.latency_ms / 1000)
         if fault is not None and fault.status:
@@ -154,7 +198,7 @@ class ReplayApp:
             index, interaction = self.player.match(request)
         except CassetteMiss as miss:
             self.misses.append(miss)
-            await self._send_miss(send, provider, miss)
+            await self._send_miss(send, request, miss, providers.provider_for_path(request.path) is not None)
             self._observe(request, 400, b"", False, None)
             return
         await self._serve(send, request, index, interaction, fault, t0)
@@ -165,24 +209,52 @@ class ReplayApp:
         def observe(body: bytes) -> None:
             self._observe(request, it.response.status, body, it.response.is_stream, index)
 
-        await serve_response(send, request, index, it.response, fault, self.speed, t0, before_end=observe)
+        prepared = None
+        if not it.response.is_stream:
+            cached = self._prepared.get(index)
+            if cached is None or cached[0] is not it.response:
+                cached = (it.response, _replay_headers(it.response, index), it.response.body_bytes())
+                self._prepared[index] = cached
+            prepared = cached[1], cached[2]
+        await serve_response(send, request, index, it.response, fault, self.speed, t0, before_end=observe,
+                             prepared=prepared)
 
     async def _send_fault(self, send: Send, provider: str, fault: Fault) -> None:
-        body = providers.error_body(provider, fault.status or 500, fault.message)
-        headers = providers.error_headers(provider, fault.status or 500, fault.retry_after,
-                                          fault.retry_after_ms)
+        status = fault.status or 500
+        if provider:
+            body = providers.error_body(provider, status, fault.message)
+            headers = providers.error_headers(provider, status, fault.retry_after, fault.retry_after_ms)
+        else:  # an endpoint no provider owns and nothing was recorded at
+            body, headers = _generic_error(status, fault.message or f"HTTP {status}", "fault"), {}
         headers["x-llmkit-fault"] = fault.describe()
         await _send_json(send, fault.status or 500, body, headers)
 
-    async def _send_miss(self, send: Send, provider: str, miss: CassetteMiss) -> None:
+    async def _send_miss(self, send: Send, request: RecordedRequest, miss: CassetteMiss, known: bool) -> None:
         # One line for the provider-shaped message (SDKs print it); the full diff is in a header-free
-        # field of the body and on the kit (kit.replay.misses).
+        # field of the body and on the kit (kit.replay.misses). An endpoint no provider rule knows gets a
+        # generic JSON error: 404 if nothing was recorded there at all.
         first = str(miss).splitlines()
         summary = first[0] + (" " + first[2].strip() if len(first) > 2 else "")
-        code = "cassette_miss" if provider == "openai" else None
-        body = providers.error_body(provider, 400, "llmkit " + summary, code=code)
+        if known:
+            code = "cassette_miss" if request.provider == "openai" else None
+            body = providers.error_body(request.provider, 400, "llmkit " + summary, code=code)
+            status = 400
+        else:
+            assert self.player is not None
+            status = 400 if self.player.provider_at(request.method, request.path) else 404
+            where = "" if status == 400 else (f" {request.method} {request.path} is not a provider endpoint "
+                                              "the server knows, and nothing was recorded there.")
+            body = _generic_error(status, "llmkit " + summary + where, "cassette_miss")
         body["llmkit_miss"] = {"closest": miss.closest, "diff": miss.diff}
-        await _send_json(send, 400, body, {"x-llmkit-cassette-miss": "1"})
+        await _send_json(send, status, body, {"x-llmkit-cassette-miss": "1"})
+
+    async def _send_error(self, send: Send, provider: str | None, status: int, message: str) -> None:
+        """An error the server itself raises (body too large or too deep), shaped like ``provider``'s."""
+        if provider is None:
+            await _send_json(send, status, _generic_error(status, message, "invalid_request"))
+            return
+        await _send_json(send, status, providers.error_body(provider, status, message),
+                         providers.error_headers(provider, status))
 
     def _observe(self, request: RecordedRequest, status: int, body: bytes, stream: bool,
                  index: int | None) -> None:
@@ -222,25 +294,27 @@ def _planned_stream(request: RecordedRequest, resp: RecordedResponse,
 
 async def serve_response(send: Send, request: RecordedRequest, index: int | None, resp: RecordedResponse,
                          fault: Fault | None, speed: float, t0: float | None,
-                         before_end: Callable[[bytes], None] | None = None) -> bytes:
+                         before_end: Callable[[bytes], None] | None = None,
+                         prepared: tuple[list[tuple[bytes, bytes]], bytes] | None = None) -> bytes:
     """Send one recorded response: headers, then the body or the stream frames at the recorded pace
     scaled by ``speed``, with any stream fault applied. Returns the bytes sent.
 
     ``before_end(body)`` runs just before the last piece goes out, so whatever it records (the usage
-    ledger) is in place before the client can see the response end.
+    ledger) is in place before the client can see the response end. ``prepared`` is the (headers, body)
+    of a non-streamed response computed earlier by the caller.
     """
     if t0 is None:
         t0 = asyncio.get_running_loop().time()
-    headers = _replay_headers(resp, index)
     if not resp.is_stream:
         await _pace(t0, resp.t_ms, speed)
-        body = resp.body_bytes()
+        headers, body = prepared or (_replay_headers(resp, index), resp.body_bytes())
         if before_end:
             before_end(body)
         await send({"type": "http.response.start", "status": resp.status,
                     "headers": headers + [(b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
         return body
+    headers = _replay_headers(resp, index)
     plan, dropped = _planned_stream(request, resp, fault)
     body = b"".join(chunk for _, chunk in plan)
     await _pace(t0, resp.headers_ms, speed)
@@ -261,13 +335,27 @@ async def serve_response(send: Send, request: RecordedRequest, index: int | None
 
 
 # --- small ASGI helpers ------------------------------------------------------------------------------
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
+async def _read_body(receive: Receive, scope: dict, limit: int) -> bytes | None:
+    """The request body, read chunk by chunk; None when it is larger than ``limit`` bytes. The rest of
+    an oversized body is read and dropped (up to 4x the limit), so the client gets to see the 413."""
+    message = await receive()
+    chunk = message.get("body", b"")
+    if not message.get("more_body"):  # the usual case: one piece
+        return chunk if len(chunk) <= limit else None
+    declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+    too_large = declared is not None and declared.isdigit() and int(declared) > limit
+    chunks: list[bytes] = [] if too_large else [chunk]
+    size = len(chunk)
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            too_large = True
+        elif not too_large:
+            chunks.append(chunk)
+        if not message.get("more_body") or size > 4 * limit:
+            return None if too_large else b"".join(chunks)
 
 
 def _headers(scope: dict) -> list[tuple[str, str]]:
@@ -286,6 +374,12 @@ def _replay_headers(resp: RecordedResponse, index: int | None) -> list[tuple[byt
     if index is not None:
         out.append((b"x-llmkit-replay", f"interaction {index}".encode()))
     return out
+
+
+def _generic_error(status: int, message: str, code: str) -> dict:
+    """An error body for an endpoint no provider rule covers: the common ``{"error": {...}}`` shape."""
+    return {"error": {"message": message, "type": "not_found" if status == 404 else "invalid_request_error",
+                      "param": None, "code": code}}
 
 
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
@@ -344,13 +438,14 @@ class ServerThread:
 
 # --- running it in the foreground (``llmkit serve``) -------------------------------------------------
 def serve_cassette(path: str, *, port: int = 0, speed: float = 1.0, play_log: str | None = None,
-                   quiet: bool = False, host: str = "127.0.0.1") -> int:
+                   quiet: bool = False, host: str = "127.0.0.1",
+                   max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> int:
     """Serve one cassette in the foreground until Ctrl-C (``llmkit serve --cassette FILE``).
 
     Introduced in lesson 0 (00_setup_and_replay). The first line printed is the base URL (flushed, so a
     script can read it); the socket is listening before it is printed. Each request is logged on one
     line unless ``quiet``; with ``play_log`` the indices of the played interactions are written on exit,
-    for ``llmkit cassette check FILE --played LOG``.
+    for ``llmkit cassette check FILE --played LOG``. A request body over ``max_body_bytes`` gets a 413.
     """
     import signal
     import socket
@@ -362,7 +457,7 @@ def serve_cassette(path: str, *, port: int = 0, speed: float = 1.0, play_log: st
 
     cassette = Cassette.load(path)
     player = Player(cassette)
-    app = ReplayApp(player, speed=speed)
+    app = ReplayApp(player, speed=speed, max_body_bytes=max_body_bytes)
     if not quiet:
         def log(ex: Exchange) -> None:
             what = f"interaction #{ex.interaction}" if ex.interaction is not None else "MISS"

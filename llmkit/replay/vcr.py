@@ -18,7 +18,11 @@ What the import does to each interaction:
   an error answer to a streaming request is kept as a plain body (that is what providers send);
 - ``key=`` is removed from query strings; request headers are not stored; sensitive response headers
   are dropped and every string is scrubbed by pattern (what was changed is listed in the provenance);
-- interactions with endpoints the replay server does not serve are skipped (also listed).
+- a non-streamed body is kept as JSON when re-serialising it gives back the recorded bytes, else as the
+  recorded text (``body_text``), so it replays byte-exact;
+- an endpoint the replay server has no provider rule for (a legacy ``/v1/completions``, ``GET /v1/models``)
+  is kept under the provider that owns the host and replayed as recorded; calls to other hosts are
+  skipped (listed in the provenance).
 
 VCR files carry no timing, so imported frames replay without delay at any speed. The provenance is
 ``{"kind": "recorded", "source": "vcr import of <file>"}``: the traffic was recorded from a live provider,
@@ -42,13 +46,17 @@ import yaml
 from ..errors import CassetteError
 from . import providers
 from .canonical import parse_body
-from .cassette import Cassette, Frame, Interaction, RecordedRequest, RecordedResponse
+from .cassette import Cassette, Frame, Interaction, RecordedRequest, RecordedResponse, json_or_text
 from .recorder import split_frames
 from .scrub import assert_no_secret, scrub_headers, scrub_text
 
 __all__ = ["import_vcr", "interaction_from_vcr", "load_vcr"]
 
 TIMING_NOTE = "VCR cassettes carry no timing: imported responses replay without delay at any speed."
+
+# Whose API a host serves, for endpoints no provider path rule covers.
+PROVIDER_HOSTS = {"api.openai.com": "openai", "api.anthropic.com": "anthropic",
+                  "generativelanguage.googleapis.com": "gemini"}
 
 # The C loader is much faster on large cassettes; PyYAML built without libyaml has only the Python one.
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -81,10 +89,15 @@ def load_vcr(path: str | os.PathLike[str]) -> dict:
     path = Path(path)
     if not path.exists():
         raise CassetteError(f"VCR cassette {path} does not exist.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise CassetteError(f"VCR cassette {path} cannot be read ({e.strerror or e}); pass the YAML file.") from None
+    except UnicodeDecodeError as e:
+        raise CassetteError(f"{path} is not a readable VCR cassette (not UTF-8 text at byte {e.start}).") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_VcrLoader)
-    except (yaml.YAMLError, json.JSONDecodeError) as e:
+    except (yaml.YAMLError, json.JSONDecodeError, RecursionError) as e:
         raise CassetteError(f"{path} is not a readable VCR cassette ({e}).") from e
     if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
         raise CassetteError(f"{path} is not a VCR cassette: expected a mapping with an 'interactions' list.")
@@ -188,18 +201,29 @@ def interaction_from_vcr(item: dict, *, where: str = "interaction",
         method, uri = str(req["method"]).upper(), str(req["uri"])
     except (KeyError, TypeError) as e:
         raise CassetteError(f"{where} is malformed (missing {e}).") from e
-    url = urlsplit(uri)
-    provider = providers.provider_for_path(url.path)
+    if not isinstance(req, dict) or not isinstance(resp, dict):
+        raise CassetteError(f"{where} is malformed: request and response must be mappings.")
+    try:
+        url = urlsplit(uri)
+    except ValueError as e:
+        raise CassetteError(f"{where}.request.uri is not a URL ({e}).") from e
+    provider = providers.provider_for_path(url.path) or PROVIDER_HOSTS.get(url.hostname or "")
     if provider is None:
-        return f"{method} {url.path} is not an endpoint the replay server serves"
+        return f"{method} {url.hostname}{url.path} is not a provider the replay server stands in for"
     req_headers = _headers(req.get("headers"))
     raw_req = _decode(_raw_body(req.get("body")), req_headers.get("content-encoding", ""))
     query = _query(url.query, scrubber, f"{where}.request.query")
-    body = scrubber.value(parse_body(raw_req), f"{where}.request.body")
-    request = RecordedRequest(provider, method, url.path, query, body)
+    try:
+        body = scrubber.value(parse_body(raw_req), f"{where}.request.body")
+    except ValueError as e:
+        raise CassetteError(f"{where}.request.body: {e}.") from e
+    request = RecordedRequest(provider, method, url.path or "/", query, body)
 
-    status_field = resp.get("status", {})
-    status = int(status_field.get("code") if isinstance(status_field, dict) else status_field)
+    status_field = resp.get("status", {}) if isinstance(resp, dict) else None
+    try:
+        status = int(status_field.get("code") if isinstance(status_field, dict) else status_field)
+    except (TypeError, ValueError):
+        raise CassetteError(f"{where}.response.status is not an HTTP status ({status_field!r}).") from None
     headers = _headers(resp.get("headers"))
     data = _decode(_raw_body(resp.get("body", resp.get("content"))), headers.pop("content-encoding", ""))
     headers = scrubber.headers(headers, f"{where}.response.headers")
@@ -217,11 +241,11 @@ def interaction_from_vcr(item: dict, *, where: str = "interaction",
                   for n, p in enumerate(pieces)]
         return Interaction(request, RecordedResponse(status, headers, stream=frames))
     response = RecordedResponse(status, headers)
-    parsed = parse_body(data)
-    if isinstance(parsed, (dict, list)):
+    parsed, text = json_or_text(_text(data, f"{where} body"))
+    if text is None:  # re-serialising gives the recorded bytes back: keep the readable JSON
         response.body = scrubber.value(parsed, f"{where}.response.body")
     else:
-        response.body_text = scrubber.value(_text(data, f"{where} body"), f"{where}.response.body_text")
+        response.body_text = scrubber.value(text, f"{where}.response.body_text")
     return Interaction(request, response)
 
 

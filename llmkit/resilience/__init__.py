@@ -10,43 +10,39 @@ Introduced in lesson 8 (08_errors_and_fallbacks).
 - ``CircuitBreaker``/``BreakerRegistry`` and ``RateLimiter`` protect a provider.
 - ``resilient_stream`` retries a stream only before its first text.
 - ``ResilientCaller`` puts them together and logs every attempt.
-- ``FaultInjector``, ``FaultPlan`` and ``FakeClock`` inject real-looking faults.
+- ``FakeClock`` computes waits instead of sleeping them; ``error_response``/``FaultKind`` are what
+  providers send when they fail. To make them fail on cue, use the replay server's ``kit.faults``
+  (in-process test fakes: ``llmkit.testing``).
 
 Build SDK clients with ``max_retries=0`` when retrying here: the openai and anthropic
 SDKs retry 429/5xx twice on their own, so each attempt here would be three requests.
 Importing this package imports no SDK and no HTTP library.
 """
 
-from ._backoff import Attempt, BackoffPolicy, compute_wait, retry_call
+from ._backoff import Attempt, BackoffPolicy, aretry_call, compute_wait, retry_call
 from ._breaker import BreakerRegistry, BreakerState, CircuitBreaker
 from ._client import AttemptRecord, ResilientCaller, assert_sdk_retries_off, sdk_retries
+from ._clock import FakeClock
 from ._errors import (
     AllRoutesFailed,
     CallFailed,
     CircuitOpen,
     ContentRefused,
     ResilienceError,
+    StreamErrorEvent,
     StreamInterrupted,
 )
 from ._fallback import FallbackChain, FallbackResult, Hop, Route
 from ._faults import (
     EXPECTED_KIND,
-    FakeClients,
-    FakeClock,
-    Fault,
-    FaultInjector,
-    FaultPlan,
+    FaultKind,
     FaultResponse,
-    MidStream,
-    Served,
     error_response,
-    fake_clients,
     ok_response,
-    stream_frames,
 )
 from ._ratelimit import RateLimiter, TokenBucket
 from ._refusal import raise_if_refused, refusal
-from ._streaming import resilient_stream, text_of
+from ._streaming import aresilient_stream, resilient_stream, text_of
 from ._taxonomy import TRANSIENT_KINDS, ClassifiedError, ErrorKind, classify, parse_retry_after
 from ._tenacity import (
     retry_with_tenacity,
@@ -70,28 +66,25 @@ __all__ = [
     "ClassifiedError",
     "ContentRefused",
     "ErrorKind",
-    "FakeClients",
     "FakeClock",
     "FallbackChain",
     "FallbackResult",
-    "Fault",
-    "FaultInjector",
-    "FaultPlan",
+    "FaultKind",
     "FaultResponse",
     "Hop",
-    "MidStream",
     "RateLimiter",
     "ResilienceError",
     "ResilientCaller",
     "Route",
-    "Served",
+    "StreamErrorEvent",
     "StreamInterrupted",
     "TokenBucket",
+    "aresilient_stream",
+    "aretry_call",
     "assert_sdk_retries_off",
     "classify",
     "compute_wait",
     "error_response",
-    "fake_clients",
     "ok_response",
     "parse_retry_after",
     "raise_if_refused",
@@ -101,7 +94,6 @@ __all__ = [
     "retry_with_tenacity",
     "sdk_retries",
     "stop_at_deadline",
-    "stream_frames",
     "tenacity_retrying",
     "text_of",
     "wait_retry_after",

@@ -15,86 +15,16 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
+from ..retry import Attempt, BackoffPolicy, Clock, Sleep, aretry, compute_wait, give_up_reason
 from ._errors import CallFailed
 from ._taxonomy import ClassifiedError, ErrorKind, classify
 
+__all__ = ["Attempt", "BackoffPolicy", "Clock", "Sleep", "aretry_call", "compute_wait", "retry_call"]
+
 T = TypeVar("T")
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], object]
-
-
-@dataclass(frozen=True)
-class BackoffPolicy:
-    """How long to keep trying.
-
-    Attempt ``n`` (1-based) that fails waits up to ``min(cap, base * 2**(n-1))`` seconds,
-    drawn uniformly from ``[0, that]`` with ``jitter="full"`` ("equal": the upper half;
-    "none": exactly that), and never less than the server's ``Retry-After``. At most
-    ``max_attempts`` attempts; no wait that would end past ``deadline`` seconds after the
-    first attempt started (None: no deadline).
-    """
-
-    base: float = 0.5
-    cap: float = 20.0
-    max_attempts: int = 4
-    deadline: float | None = 60.0
-    jitter: Literal["full", "equal", "none"] = "full"
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError("max_attempts counts the first try too: use 1 or more")
-        if self.base < 0 or self.cap < 0:
-            raise ValueError("base and cap are seconds: use values >= 0")
-        if self.jitter not in ("full", "equal", "none"):
-            raise ValueError('jitter must be "full", "equal" or "none"')
-
-
-def compute_wait(
-    attempt: int,
-    suggested: float | None,
-    policy: BackoffPolicy,
-    rng: random.Random | None = None,
-) -> float:
-    """Seconds to wait after failed attempt ``attempt`` (1-based); pure given ``rng``.
-
-    ``suggested`` is the server's Retry-After: a floor, because retrying sooner is
-    refused anyway; the jitter on top keeps many clients from coming back in step.
-    """
-    ceiling = min(policy.cap, policy.base * 2 ** (attempt - 1))
-    rng = rng or random
-    if policy.jitter == "full":
-        wait = rng.uniform(0.0, ceiling)
-    elif policy.jitter == "equal":
-        wait = ceiling / 2 + rng.uniform(0.0, ceiling / 2)
-    else:
-        wait = ceiling
-    if suggested is not None:
-        wait = max(wait, suggested)
-    return wait
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One try: when it ran (clock seconds), how it ended, and the wait that followed.
-
-    ``wait`` is None when no retry followed (success or giving up).
-    """
-
-    number: int
-    start: float
-    end: float
-    error: ClassifiedError | None
-    wait: float | None
-
-    @property
-    def outcome(self) -> str:
-        """``"ok"`` or the error kind's value, e.g. ``"rate_limited"``."""
-        return "ok" if self.error is None else self.error.kind.value
 
 
 def retry_call(
@@ -131,12 +61,8 @@ def retry_call(
                 give_up = "unknown"  # a bug, not a fault: re-raised as it is
             elif not error.retryable:
                 give_up = "not retryable"
-            elif attempt >= policy.max_attempts:
-                give_up = "attempts exhausted"
-            elif policy.deadline is not None and (t1 - started) + wait > policy.deadline:
-                give_up = "deadline"
-            else:
-                give_up = ""
+            else:  # attempts, the server's Retry-After, the deadline: the policy decides
+                give_up = give_up_reason(policy, attempt, t1 - started, wait, error.retry_after)
             if on_attempt:
                 on_attempt(Attempt(attempt, t0, t1, error, None if give_up else wait))
             if give_up == "unknown":
@@ -148,3 +74,27 @@ def retry_call(
         if on_attempt:
             on_attempt(Attempt(attempt, t0, clock(), None, None))
         return result
+
+
+def _call_failed(exc: Exception, error: ClassifiedError, attempts: int, reason: str) -> BaseException:
+    if error.kind is ErrorKind.UNKNOWN:
+        return exc  # a bug, not a fault: re-raised as it is
+    return CallFailed(error, attempts=attempts, reason=reason)
+
+
+async def aretry_call(
+    fn: Callable[[], Awaitable[T]],
+    *,
+    policy: BackoffPolicy | None = None,
+    clock: Clock = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] | None = None,
+    rng: random.Random | None = None,
+    on_attempt: Callable[[Attempt], object] | None = None,
+) -> T:
+    """The async twin of ``retry_call``: same policy, same waits, same ``CallFailed``.
+
+    Introduced in lesson 9 (09_sse_server), where the relay retries its upstream with it
+    (through ``aresilient_stream``). ``on_attempt`` may be a coroutine function.
+    """
+    return await aretry(fn, judge=classify, policy=policy or BackoffPolicy(), clock=clock, sleep=sleep,
+                        rng=rng, on_attempt=on_attempt, give_up=_call_failed)

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
-from ..wire.gemini import BLOCKED_FINISH_REASONS
 from ._errors import ContentRefused
 from ._taxonomy import ClassifiedError, ErrorKind
 
-# OpenAI finish_reason, Anthropic stop_reason, and Gemini's block reasons (defined once, in llmkit.wire.gemini).
-_REFUSAL_REASONS = frozenset({"content_filter", "refusal"}) | BLOCKED_FINISH_REASONS
+
+@cache
+def _refusal_reasons() -> frozenset[str]:
+    """OpenAI finish_reason, Anthropic stop_reason and Gemini's block reasons (defined once, in llmkit.providers)."""
+    # Imported on first use, not with this module: importing llmkit.resilience must not import llmkit.wire.
+    from ..providers._gemini_wire import BLOCKED_FINISH_REASONS
+
+    return frozenset({"content_filter", "refusal"}) | BLOCKED_FINISH_REASONS
 
 
 def refusal(response: object, *, provider: str | None = None) -> ClassifiedError | None:
@@ -72,12 +78,12 @@ _Found = tuple[str, str, str | None] | None  # (reason, message, provider)
 def _refusal_reason(obj: Any) -> _Found:
     if isinstance(obj, str | StrEnum) or type(obj).__name__ == "FinishReason":
         reason = _reason_str(obj)
-        if reason in _REFUSAL_REASONS:
+        if reason in _refusal_reasons():
             return reason, "", _PROVIDER_OF_REASON.get(reason, "gemini")
         return None
     if type(obj).__name__ == "Finish":  # llmkit.events.Finish
         raw = _reason_str(obj.raw_reason)
-        if obj.reason == "content_filter" or raw in _REFUSAL_REASONS:
+        if obj.reason == "content_filter" or raw in _refusal_reasons():
             return raw or obj.reason, "", _PROVIDER_OF_REASON.get(raw or "", None)
         return None
     choices = _get(obj, "choices")
@@ -106,7 +112,7 @@ def _refusal_reason(obj: Any) -> _Found:
         return f"prompt blocked ({block})", str(message), "gemini"
     for candidate in _get(obj, "candidates") or ():
         reason = _reason_str(_get(candidate, "finish_reason", "finishReason"))
-        if reason in _REFUSAL_REASONS:
+        if reason in _refusal_reasons():
             return reason, "", "gemini"
     return None
 

@@ -14,22 +14,15 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from ._backoff import Attempt, BackoffPolicy, Clock, Sleep, retry_call
-from ._errors import ResilienceError, StreamInterrupted
+from ..errors import StreamErrorEvent as _ErrorEvent
+from ._backoff import Attempt, BackoffPolicy, Clock, Sleep, aretry_call, retry_call
+from ._errors import StreamInterrupted
 from ._taxonomy import classify
 
 T = TypeVar("T")
-
-
-class _ErrorEvent(ResilienceError):
-    """An error that arrived as a stream item (``llmkit.events.ProviderError``)."""
-
-    def __init__(self, event: Any) -> None:
-        self.error = classify(event)
-        super().__init__(str(self.error))
 
 
 def text_of(item: Any) -> str | None:
@@ -127,3 +120,66 @@ def resilient_stream(
             raise StreamInterrupted("".join(delivered), classify(exc)) from exc
     finally:
         _close(stream)
+
+
+async def _aclose(stream: Any) -> None:
+    close = getattr(stream, "aclose", None)
+    if callable(close):
+        await close()
+
+
+async def aresilient_stream(
+    open_stream: Callable[[], AsyncIterable[T]],
+    *,
+    policy: BackoffPolicy | None = None,
+    text_of: Callable[[Any], str | None] = text_of,
+    clock: Clock = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] | None = None,
+    rng: random.Random | None = None,
+    on_attempt: Callable[[Attempt], object] | None = None,
+) -> AsyncIterator[T]:
+    """The async twin of ``resilient_stream``: retry per ``policy`` until text arrives, never after.
+
+    Introduced in lesson 9 (09_sse_server): the relay server reads its upstream through it.
+    ``open_stream()`` returns an async iterable (e.g. ``llmkit.chat.astream(...)``). A failure
+    before the first text is retried (``CallFailed`` when retries run out); after it,
+    ``StreamInterrupted(partial_text, cause)``. ``on_attempt`` may be a coroutine function.
+    Closing the iterator closes the upstream stream.
+    """
+
+    async def open_until_text() -> tuple[Any, AsyncIterator[T], list[T], bool]:
+        stream = open_stream()
+        items = aiter(stream)
+        held: list[T] = []
+        try:
+            async for item in items:
+                if _is_error_item(item):
+                    raise _ErrorEvent(item)
+                held.append(item)
+                if text_of(item):
+                    return stream, items, held, False
+        except BaseException:
+            await _aclose(stream)
+            raise
+        return stream, items, held, True
+
+    stream, items, held, finished = await aretry_call(
+        open_until_text, policy=policy, clock=clock, sleep=sleep, rng=rng, on_attempt=on_attempt,
+    )
+    delivered: list[str] = []
+    try:
+        for item in held:
+            delivered.append(text_of(item) or "")
+            yield item
+        if finished:
+            return
+        try:
+            async for item in items:
+                if _is_error_item(item):
+                    raise _ErrorEvent(item)
+                delivered.append(text_of(item) or "")
+                yield item
+        except Exception as exc:
+            raise StreamInterrupted("".join(delivered), classify(exc)) from exc
+    finally:
+        await _aclose(stream)

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ._errors import AllRoutesFailed, CircuitOpen, ResilienceError, StreamInterrupted
+from ..errors import AllRoutesFailed, CircuitOpen, ResilienceError, StreamInterrupted
+from ..events import ProviderError
 
 
 class ErrorKind(StrEnum):
@@ -140,7 +141,7 @@ def classify(obj: object, *, provider: str | None = None) -> ClassifiedError:
         return _from_http(int(status), headers, body, provider=provider, original=obj)
     if isinstance(obj, BaseException):
         return _classify_exception(obj, provider)
-    if type(obj).__name__ == "ProviderError" and hasattr(obj, "type"):
+    if isinstance(obj, ProviderError):
         err = {"type": obj.type, "status": obj.type, "code": obj.code, "message": obj.message}
         return _from_http(obj.status or 0, {}, {"error": err}, provider=provider, original=obj)
     if _is_http_response(obj):
@@ -157,7 +158,7 @@ def classify(obj: object, *, provider: str | None = None) -> ClassifiedError:
 
 
 def _classify_own(exc: ResilienceError) -> ClassifiedError:
-    if isinstance(getattr(exc, "error", None), ClassifiedError):  # CallFailed, ContentRefused
+    if isinstance(getattr(exc, "error", None), ClassifiedError):  # CallFailed, ContentRefused, StreamErrorEvent
         return exc.error
     if isinstance(exc, CircuitOpen):
         return ClassifiedError(

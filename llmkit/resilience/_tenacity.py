@@ -9,7 +9,9 @@ Three tenacity parts carry the policy:
   on an injectable clock;
 - ``retry_if_retryable``: retry only what ``classify`` calls retryable.
 
-Given the same ``rng`` seed, ``retry_with_tenacity`` and ``retry_call`` wait the same.
+Given the same ``rng`` seed, ``retry_with_tenacity`` and ``retry_call`` wait the same: both
+read their waits (``compute_wait``) and their give-up decision (``give_up_reason``) from the
+one policy in ``llmkit.retry``.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import tenacity
 
-from ._backoff import Attempt, BackoffPolicy, Clock, Sleep, compute_wait
+from ..retry import Attempt, BackoffPolicy, Clock, Sleep, compute_wait, give_up_reason
 from ._errors import CallFailed
 from ._taxonomy import ErrorKind, classify
 
@@ -53,12 +56,11 @@ class stop_at_deadline(tenacity.stop.stop_base):
         self.clock = clock
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        if retry_state.attempt_number >= self.policy.max_attempts:
-            return True
-        if self.policy.deadline is None:
-            return False
+        assert retry_state.outcome is not None
+        suggested = classify(retry_state.outcome.exception()).retry_after
         elapsed = self.clock() - retry_state.start_time
-        return elapsed + retry_state.upcoming_sleep > self.policy.deadline
+        return bool(give_up_reason(self.policy, retry_state.attempt_number, elapsed,
+                                   retry_state.upcoming_sleep, suggested))
 
 
 def retry_if_retryable() -> tenacity.retry_base:
@@ -145,8 +147,8 @@ def retry_with_tenacity(
             raise
         if not error.retryable:
             reason = "not retryable"
-        elif last.number >= policy.max_attempts:
-            reason = "attempts exhausted"
         else:
-            reason = "deadline"
+            # What stopped tenacity: the attempts, the server's Retry-After, or else the deadline.
+            reason = give_up_reason(replace(policy, deadline=None), last.number, 0.0, 0.0,
+                                    error.retry_after) or "deadline"
         raise CallFailed(error, attempts=last.number, reason=reason) from exc

@@ -23,25 +23,40 @@ an ``error`` event carrying the text produced so far.
 # No ``from __future__ import annotations`` here: FastAPI resolves the handlers' annotations (``Request``,
 # imported lazily inside create_app) at runtime.
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
+import math
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import BufferFailed as _BufferFailed
 from ..errors import ConfigError
-from .buffers import EventBuffer, InProcessBuffer
+from ..retry import BackoffPolicy
+from .buffers import BufferFull, EventBuffer, InProcessBuffer
 from .models import ChatRequest, describe_errors
+
+if TYPE_CHECKING:
+    from ..kit import Kit
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 Upstream = Callable[[ChatRequest], AsyncIterator[Any]]
 
+#: The relay's retries of its upstream, before the first text only (``create_app(retry_policy=)``).
+DEFAULT_RETRY_POLICY = BackoffPolicy(base=0.25, cap=4.0, max_attempts=3, deadline=20.0)
+#: Hosts the relay answers by default (``create_app(allowed_hosts=)``): loopback only.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: The ``Retry-After`` (s) of a 429 when every stream slot of this process is busy.
+STREAM_SLOT_RETRY_S = 5.0
 
-def kit_upstream(kit: Any, via: str = "wire") -> Upstream:
+
+def kit_upstream(kit: "Kit", via: str = "wire") -> Upstream:
     """An upstream that asks ``kit``'s provider through ``llmkit.chat.astream``.
 
     ``via="wire"`` (the default) posts the SDK's own request body with httpx2 and parses the bytes with
@@ -61,11 +76,7 @@ def kit_upstream(kit: Any, via: str = "wire") -> Upstream:
     async def aclose() -> None:
         # The async clients were built on the relay's event loop: close them there, and drop them so
         # that a later loop (the next server, a notebook cell) builds fresh ones.
-        for name in ("openai_async", "anthropic_async"):
-            client = kit.__dict__.pop(name, None)
-            if client is not None:
-                await client.close()
-        await chat.aclose_wire_client(kit)
+        await kit.aclose_async_clients()
 
     open_stream.aclose = aclose  # type: ignore[attr-defined]
     return open_stream
@@ -75,18 +86,36 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _error(status: int, kind: str, message: str) -> Any:
+def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Any:
     from fastapi.responses import JSONResponse
 
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
 
 
-class _UpstreamError(Exception):
-    """A ``ProviderError`` event that arrived inside the upstream stream."""
+def _too_many(message: str, retry_after: float) -> Any:
+    return _error(429, "too_many_streams", message, {"Retry-After": str(max(1, math.ceil(retry_after)))})
 
-    def __init__(self, event: Any):
-        super().__init__(event.message)
-        self.event = event
+
+def media_type(content_type: str) -> str:
+    """The media type of a ``Content-Type`` header, lower case, without parameters."""
+    return content_type.partition(";")[0].strip().lower()
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(body: bytes | bytearray) -> int:
+    """How deep the arrays and objects of a JSON text nest, without parsing it (strings skipped).
+
+    ``json.loads`` recurses once per level, so a body of 100,000 ``[`` raises RecursionError; checked
+    first, such a body is a clear 400 instead.
+    """
+    depth = deepest = 0
+    for bracket in _JSON_BRACKETS.findall(_JSON_STRING.sub(b"", body)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 class Relay:
@@ -100,14 +129,19 @@ class Relay:
         self.cancel_grace_s = cancel_grace_s
         self.max_streams = max_streams
         self.tasks: dict[str, asyncio.Task] = {}
+        #: Streams whose terminal event the buffer refused (e.g. Redis down): told to this process's readers.
+        self.lost: dict[str, dict[str, Any]] = {}
         self._watching = False
+        self._watch_lock = asyncio.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self, request: ChatRequest) -> dict[str, Any]:
         if not self._watching:
-            self.loop = asyncio.get_running_loop()
-            await self.buffer.watch_cancels(self._cancel_local)
-            self._watching = True
+            async with self._watch_lock:  # the first requests arrive together: subscribe once
+                if not self._watching:
+                    self.loop = asyncio.get_running_loop()
+                    await self.buffer.watch_cancels(self._cancel_local)
+                    self._watching = True
         stream_id = secrets.token_urlsafe(16)  # 128 random bits: not guessable, not enumerable
         token = secrets.token_urlsafe(32)
         await self.buffer.create(stream_id, {"token_sha256": _hash(token), "provider": request.provider,
@@ -131,65 +165,92 @@ class Relay:
         try:
             await asyncio.wait_for(asyncio.shield(task), 2.0)
         except (asyncio.CancelledError, TimeoutError):
-            pass
+            import sys; task.print_stack(file=sys.stderr)  # DEBUG-H4
         return True
 
     async def _produce(self, sid: str, request: ChatRequest) -> None:
-        from ..events import Finish, ProviderError, TextDelta, Usage
-        from ..resilience import BackoffPolicy, classify, compute_wait
+        """Read the upstream through ``aresilient_stream`` (retries before the first text only) into the buffer."""
+        from ..events import Finish, TextDelta, Usage
+        from ..resilience import CallFailed, StreamInterrupted, aresilient_stream, classify
 
-        policy = self.retry_policy or BackoffPolicy(base=0.25, cap=4.0, max_attempts=3, deadline=20.0)
-        append = self.buffer.append
+        policy = self.retry_policy or DEFAULT_RETRY_POLICY
+
+        async def append(stream_id: str, event: str, data: dict) -> None:
+            try:
+                await self.buffer.append(stream_id, event, data)
+            except Exception as exc:  # told apart from the upstream's failures below
+                raise _BufferFailed(str(exc)) from exc
+
         parts: list[str] = []
         usage: Any = None
         finish: Any = None
-        attempt = 0
-        started = time.monotonic()
+        attempts = 1
+
+        async def on_attempt(attempt: Any) -> None:
+            nonlocal attempts
+            if attempt.wait is not None:
+                attempts = attempt.number + 1
+                await append(sid, "status", {"state": "retrying", "attempt": attempts,
+                                             "wait_s": round(attempt.wait, 3), "reason": attempt.error.kind.value,
+                                             "message": attempt.error.message[:300]})
+
         try:
-            while True:
-                attempt += 1
-                stream = self.upstream(request)
-                try:
-                    async for event in stream:
-                        if isinstance(event, str):
-                            event = TextDelta(event)
-                        if isinstance(event, TextDelta) and event.text:
+            error: Any = None
+            try:
+                events = aresilient_stream(lambda: self.upstream(request), policy=policy, on_attempt=on_attempt)
+                async with contextlib.aclosing(events):  # however this ends, the upstream request ends now
+                    async for event in events:
+                        text = event if isinstance(event, str) else event.text if isinstance(event, TextDelta) else None
+                        if text:
                             if not parts:
-                                await append(sid, "status", {"state": "streaming", "attempt": attempt})
-                            parts.append(event.text)
-                            await append(sid, "delta", {"text": event.text})
-                        elif isinstance(event, ProviderError):
-                            raise _UpstreamError(event)
+                                await append(sid, "status", {"state": "streaming", "attempt": attempts})
+                            await append(sid, "delta", {"text": text})
+                            parts.append(text)
                         elif isinstance(event, Usage):
                             usage = event
                         elif isinstance(event, Finish):
                             finish = event
-                    break
-                except Exception as exc:
-                    error = classify(exc.event if isinstance(exc, _UpstreamError) else exc)
-                    wait = compute_wait(attempt, error.retry_after, policy) if error.retryable else 0.0
-                    in_time = policy.deadline is None or time.monotonic() - started + wait <= policy.deadline
-                    if not parts and error.retryable and attempt < policy.max_attempts and in_time:
-                        await append(sid, "status", {"state": "retrying", "attempt": attempt + 1,
-                                                     "wait_s": round(wait, 3), "reason": error.kind.value,
-                                                     "message": error.message[:300]})
-                        await asyncio.sleep(wait)
-                        continue
-                    await append(sid, "error", {"kind": error.kind.value, "message": error.message[:500],
-                                                "partial_text": "".join(parts), "retrying": False,
-                                                "attempts": attempt})
-                    return
-                finally:
-                    await _aclose(stream)
+            except _BufferFailed:
+                raise
+            except CallFailed as exc:
+                error, attempts = exc.error, exc.attempts
+            except StreamInterrupted as exc:
+                error = exc.cause
+            except Exception as exc:  # an upstream bug (not a provider fault) still ends the stream visibly
+                error = classify(exc)
+            if error is not None:
+                await append(sid, "error", {"kind": error.kind.value, "message": error.message[:500],
+                                            "partial_text": "".join(parts), "retrying": False, "attempts": attempts})
+                return
             await append(sid, "done", {
                 "finish_reason": finish.reason if finish else "stop", "chars": sum(len(p) for p in parts),
                 "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens} if usage else None})
         except asyncio.CancelledError:
-            await append(sid, "cancelled", {"partial_chars": sum(len(p) for p in parts)})
-            await self.buffer.expire(sid, self.cancel_grace_s)
+            try:
+                await append(sid, "cancelled", {"partial_chars": sum(len(p) for p in parts)})
+                await self.buffer.expire(sid, self.cancel_grace_s)
+            except Exception as exc:
+                self._lost(sid, exc, parts)
             raise
+        except _BufferFailed as exc:  # e.g. Redis unreachable: the readers must not wait for the TTL
+            await self._report_buffer_failure(sid, exc.__cause__ or exc, parts)
         finally:
             self.tasks.pop(sid, None)
+
+    async def _report_buffer_failure(self, sid: str, exc: BaseException, parts: list[str]) -> None:
+        for pause in (0.1, 0.5, 2.0):
+            await asyncio.sleep(pause)
+            try:
+                await self.buffer.append(sid, "error", _buffer_error(exc, parts))
+                return
+            except Exception as again:
+                exc = again
+        self._lost(sid, exc, parts)
+
+    def _lost(self, sid: str, exc: BaseException, parts: list[str]) -> None:
+        if len(self.lost) >= 10_000:  # bounded: forget the oldest
+            self.lost.pop(next(iter(self.lost)))
+        self.lost[sid] = _buffer_error(exc, parts)
 
     async def aclose(self) -> None:
         for task in list(self.tasks.values()):
@@ -205,6 +266,12 @@ class Relay:
             asyncio.run_coroutine_threadsafe(self.aclose(), self.loop).result(timeout)
 
 
+def _buffer_error(exc: BaseException, parts: list[str]) -> dict[str, Any]:
+    return {"kind": "buffer_unavailable", "message": f"the relay could not store this stream's events "
+            f"({type(exc).__name__}: {str(exc)[:200]}); start a new stream when the buffer is back.",
+            "partial_text": "".join(parts), "retrying": False}
+
+
 async def _aclose(stream: Any) -> None:
     close = getattr(stream, "aclose", None)
     if close is not None:
@@ -212,9 +279,9 @@ async def _aclose(stream: Any) -> None:
 
 
 def create_app(kit_or_upstream: Any, *, buffer: EventBuffer | None = None, allowed_origins: list[str] | tuple = (),
-               ping_s: float = 15.0, max_body_bytes: int = 256_000, retry_policy: Any = None,
-               cancel_grace_s: float = 30.0, max_streams: int = 1000, static: bool = True,
-               upstream_via: str = "wire") -> Any:
+               allowed_hosts: list[str] | tuple | None = None, ping_s: float = 15.0, max_body_bytes: int = 256_000,
+               max_json_depth: int = 32, retry_policy: Any = None, cancel_grace_s: float = 30.0,
+               max_streams: int = 1000, static: bool = True, upstream_via: str = "wire") -> Any:
     """The relay as a FastAPI app. Introduced in lesson 9 (09_sse_server).
 
     ``kit_or_upstream`` is a :class:`llmkit.Kit` (answers come from ``llmkit.chat.astream``, over raw
@@ -222,7 +289,11 @@ def create_app(kit_or_upstream: Any, *, buffer: EventBuffer | None = None, allow
     iterator`` of ``llmkit.events`` values or plain strings.
     ``buffer`` defaults to :class:`InProcessBuffer`; pass :class:`RedisStreamBuffer` to run several
     processes. ``allowed_origins`` lists the exact origins (``https://chat.example.com``) whose pages may
-    call the API from a browser; ``"*"`` is refused. ``ping_s`` is the heartbeat interval.
+    call the API from a browser; ``"*"`` is refused. ``allowed_hosts`` lists the ``Host`` names the relay
+    answers (default :data:`LOOPBACK_HOSTS`; add your public name, ``*.example.com`` works), so a page on
+    another site cannot reach it through DNS rebinding. ``ping_s`` is the heartbeat interval;
+    ``max_streams`` caps the streams this process runs at once (more get 429 with ``Retry-After``);
+    ``retry_policy`` (a :class:`llmkit.retry.BackoffPolicy`) governs retries before the first text.
     """
     from fastapi import FastAPI, Request
     from fastapi.middleware.cors import CORSMiddleware
@@ -230,17 +301,23 @@ def create_app(kit_or_upstream: Any, *, buffer: EventBuffer | None = None, allow
     from fastapi.staticfiles import StaticFiles
     from pydantic import ValidationError
     from sse_starlette import EventSourceResponse, ServerSentEvent
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     if "*" in allowed_origins:
         raise ConfigError('allowed_origins=["*"] would let any web page spend your API budget through this '
                           'relay; list the exact origins of your front end, e.g. ["https://chat.example.com"].')
+    hosts = list(LOOPBACK_HOSTS if allowed_hosts is None else allowed_hosts)
+    if "*" in hosts:
+        raise ConfigError('allowed_hosts=["*"] lets any site reach this relay by DNS rebinding; list the host '
+                          'names it is served under, e.g. ["127.0.0.1", "chat.example.com"].')
     upstream = kit_upstream(kit_or_upstream, upstream_via) if hasattr(kit_or_upstream, "models") else kit_or_upstream
-    relay = Relay(upstream, buffer or InProcessBuffer(), retry_policy=retry_policy, cancel_grace_s=cancel_grace_s,
-                  max_streams=max_streams)
+    relay = Relay(upstream, buffer if buffer is not None else InProcessBuffer(), retry_policy=retry_policy,
+                  cancel_grace_s=cancel_grace_s, max_streams=max_streams)
     app = FastAPI(title="llmkit SSE relay", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.relay = relay
     app.add_middleware(CORSMiddleware, allow_origins=list(allowed_origins), allow_methods=["GET", "POST", "DELETE"],
                        allow_headers=["Authorization", "Content-Type", "Last-Event-ID"], max_age=600)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)  # added last: checked first
 
     async def authorize(stream_id: str, request: Request) -> Any:
         meta = await relay.buffer.meta(stream_id)
@@ -257,17 +334,22 @@ def create_app(kit_or_upstream: Any, *, buffer: EventBuffer | None = None, allow
 
     @app.post("/api/streams", status_code=201)
     async def start_stream(request: Request) -> Any:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_body_bytes:
+        # Only a parsed application/json starts a stream: browsers send text/plain (even "text/plain;
+        # charset=json") cross-origin without a CORS preflight, so accepting it would bypass allowed_origins.
+        if media_type(request.headers.get("content-type", "")) != "application/json":
+            return _error(415, "unsupported_media_type", "send the chat request as JSON "
+                          "(Content-Type: application/json).")
+        declared = request.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > max_body_bytes:
             return _error(413, "too_large", f"the request body is {declared} bytes; the limit is {max_body_bytes}.")
         body = bytearray()
-        async for chunk in request.stream():
+        async for chunk in request.stream():  # counted as it arrives: never more than the limit in memory
             body += chunk
             if len(body) > max_body_bytes:
                 return _error(413, "too_large", f"the request body is over the limit of {max_body_bytes} bytes.")
-        if "json" not in request.headers.get("content-type", ""):
-            return _error(415, "unsupported_media_type", "send the chat request as JSON "
-                          "(Content-Type: application/json).")
+        if json_depth(body) > max_json_depth:
+            return _error(400, "too_deep", f"the JSON body nests deeper than {max_json_depth} levels; a chat "
+                          "request needs 3 (object, messages list, message).")
         try:
             data = json.loads(body)
         except ValueError as e:
@@ -277,9 +359,12 @@ def create_app(kit_or_upstream: Any, *, buffer: EventBuffer | None = None, allow
         except ValidationError as e:
             return _error(422, "invalid_request", describe_errors(e))
         if len(relay.tasks) >= relay.max_streams:
-            return _error(429, "too_many_streams", f"this server runs at most {relay.max_streams} streams at "
-                          "once; retry in a few seconds.")
-        return JSONResponse(await relay.start(chat_request), status_code=201)
+            return _too_many(f"this server runs at most {relay.max_streams} streams at once; retry in a few "
+                             "seconds.", STREAM_SLOT_RETRY_S)
+        try:
+            return JSONResponse(await relay.start(chat_request), status_code=201)
+        except BufferFull as e:
+            return _too_many(str(e), e.retry_after)
 
     @app.get("/api/streams/{stream_id}/events")
     async def stream_events(stream_id: str, request: Request) -> Any:
@@ -295,6 +380,9 @@ def create_app(kit_or_upstream: Any, *, buffer: EventBuffer | None = None, allow
             while True:
                 batch = await relay.buffer.read(stream_id, after, wait=min(ping_s, 5.0))
                 if not batch:
+                    if (lost := relay.lost.get(stream_id)) is not None:  # its producer could not store the end
+                        yield ServerSentEvent(data=json.dumps(lost), event="error").encode()
+                        return
                     if await relay.buffer.meta(stream_id) is None:
                         return  # expired while we waited
                     continue

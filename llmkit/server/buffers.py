@@ -8,12 +8,15 @@ reconnect - to this process or, with Redis, to any process - resumes exactly whe
 - :class:`InProcessBuffer` (the default): a list per stream in this process's memory.
 - :class:`RedisStreamBuffer`: one Redis Stream per stream (``XADD``/``XREAD``; the entry ids such as
   ``1767225600000-0`` *are* the SSE event ids), a hash for its metadata, both expiring with ``EXPIRE``;
-  cancellation travels between processes over pub/sub.
+  cancellation travels between processes over pub/sub. Its connections come from one bounded pool, and
+  waiting readers share one ``XREAD BLOCK`` connection (a fan-out), so a thousand open streams need a
+  handful of connections, not a thousand.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -21,6 +24,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..errors import BufferFull  # re-exported: every llmkit error lives in llmkit.errors
 
 #: Events after which a stream has ended; readers stop there.
 TERMINAL_EVENTS = frozenset({"done", "error", "cancelled"})
@@ -81,6 +86,12 @@ class EventBuffer(ABC):
         return None
 
 
+# Ids as sent: ASCII digits only (str.isdigit() also accepts "²", which int() refuses).
+_INPROCESS_ID = re.compile(r"[0-9]{1,11}")
+_REDIS_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_REDIS_MAX_ID_PART = 2**64 - 1
+
+
 # --- in-process ------------------------------------------------------------------------------------------
 @dataclass
 class _Record:
@@ -97,8 +108,10 @@ class InProcessBuffer(EventBuffer):
     process that has never seen the stream: use :class:`RedisStreamBuffer` there.
     """
 
-    def __init__(self, *, ttl_s: float = 600.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, *, ttl_s: float = 600.0, max_streams: int = 5_000,
+                 clock: Callable[[], float] = time.monotonic):
         self.ttl_s = ttl_s
+        self.max_streams = max_streams
         self._clock = clock
         self._streams: dict[str, _Record] = {}
         self._cancel_callbacks: list[Callable[[str], None]] = []
@@ -119,6 +132,9 @@ class InProcessBuffer(EventBuffer):
 
     async def create(self, stream_id: str, meta: dict[str, str]) -> None:
         self._purge()
+        if len(self._streams) >= self.max_streams:
+            soonest = min(r.expires for r in self._streams.values())
+            raise BufferFull(self.max_streams, max(1.0, soonest - self._clock()))
         self._streams[stream_id] = _Record(dict(meta), self._clock() + self.ttl_s)
 
     async def meta(self, stream_id: str) -> dict[str, str] | None:
@@ -148,7 +164,7 @@ class InProcessBuffer(EventBuffer):
         return record.events[start:]
 
     def valid_id(self, event_id: str) -> bool:
-        return event_id.isdigit() and len(event_id) < 12
+        return _INPROCESS_ID.fullmatch(event_id) is not None
 
     async def expire(self, stream_id: str, seconds: float) -> None:
         record = self._streams.get(stream_id)
@@ -165,7 +181,98 @@ class InProcessBuffer(EventBuffer):
 
 
 # --- Redis Streams ----------------------------------------------------------------------------------------
-_REDIS_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(eq=False)
+class _Waiter:
+    key: str
+    after: str
+    done: asyncio.Future
+
+
+class _ReadFanOut:
+    """One ``XREAD BLOCK`` on one connection for every reader of this process that is waiting.
+
+    A reader that has caught up registers ``(stream key, last id)``; the loop blocks on all those keys at
+    once and hands each reader the entries after its id. A reader whose key is not in the current
+    ``XREAD`` wakes the loop through a private stream (``{prefix}:wake:<random>``) that is always part of
+    it, so nobody waits for the block timeout to pass.
+    """
+
+    def __init__(self, make_client: Callable[[], Any], wake_key: str, *, block_ms: int = 5_000,
+                 ttl_s: float = 600.0):
+        self._make_client = make_client
+        self.wake_key = wake_key
+        self._wake_id = "0-0"
+        self._block_ms = block_ms
+        self._ttl_ms = max(1000, int(ttl_s * 1000))
+        self._waiters: dict[str, list[_Waiter]] = {}
+        self._reading: dict[str, tuple[int, int]] = {}  # key -> id asked for by the XREAD in flight
+        self._client: Any = None
+        self._task: asyncio.Task | None = None
+        self._failure: BaseException | None = None
+
+    async def wait(self, shared: Any, key: str, after: str, timeout: float) -> list[tuple[str, dict]]:
+        """Entries of ``key`` after ``after``, waiting up to ``timeout`` s; [] when none came."""
+        waiter = _Waiter(key, after, asyncio.get_running_loop().create_future())
+        self._waiters.setdefault(key, []).append(waiter)
+        try:
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._run(), name="llmkit-redis-fanout")
+            elif key not in self._reading or self._reading[key] > _id_key(after):
+                await shared.xadd(self.wake_key, {"w": "1"}, maxlen=1, approximate=False)
+            return await asyncio.wait_for(asyncio.shield(waiter.done), timeout)
+        except TimeoutError:
+            return []
+        finally:
+            waiters = self._waiters.get(key)
+            if waiters is not None:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._waiters[key]
+
+    async def _run(self) -> None:
+        if self._client is None:
+            self._client = self._make_client()
+        try:
+            while self._waiters:
+                streams = {key: min((w.after for w in ws), key=_id_key) for key, ws in self._waiters.items()}
+                self._reading = {key: _id_key(after) for key, after in streams.items()}
+                streams[self.wake_key] = self._wake_id
+                reply = await self._client.xread(streams, count=1000, block=self._block_ms)
+                self._reading = {}
+                for key, entries in reply or ():
+                    if key == self.wake_key:
+                        self._wake_id = entries[-1][0]
+                        continue
+                    for waiter in list(self._waiters.get(key, ())):
+                        after = _id_key(waiter.after)
+                        mine = [e for e in entries if _id_key(e[0]) > after]
+                        if mine and not waiter.done.done():
+                            waiter.done.set_result(mine)
+        except Exception as exc:  # Redis went away: every waiting reader learns it now, not at its TTL
+            client, self._client = self._client, None
+            with contextlib.suppress(Exception):
+                await client.aclose()
+            for waiters in self._waiters.values():
+                for waiter in waiters:
+                    if not waiter.done.done():
+                        waiter.done.set_exception(exc)
+            raise
+        finally:
+            self._reading = {}
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
 
 class RedisStreamBuffer(EventBuffer):
@@ -174,20 +281,42 @@ class RedisStreamBuffer(EventBuffer):
     Keys: ``{prefix}:{id}:meta`` (a hash) and ``{prefix}:{id}:events`` (a stream whose entry ids are the
     SSE event ids), both with ``EXPIRE ttl``; cancels are published on ``{prefix}:cancel``. Give it a URL
     (``redis://127.0.0.1:6379/0``) or a ``redis.asyncio.Redis``.
+
+    With a URL the commands share one ``BlockingConnectionPool`` of ``max_connections`` connections (the
+    cancel listener's pub/sub holds one of them): a command waits up to ``pool_timeout`` seconds for a free
+    one instead of failing at once. Readers that wait for new events share one more connection (one
+    ``XREAD BLOCK`` for all), so a process opens at most ``max_connections + 1`` connections to Redis
+    however many streams it serves.
     """
 
     def __init__(self, url_or_client: Any = "redis://127.0.0.1:6379/0", *, ttl_s: float = 600.0,
-                 prefix: str = "llmkit:sse"):
+                 prefix: str = "llmkit:sse", max_connections: int = 32, pool_timeout: float = 20.0):
+        import secrets
+
         import redis.asyncio as aioredis
 
         self.ttl_s = ttl_s
         self.prefix = prefix
         if isinstance(url_or_client, str):
-            self.redis = aioredis.from_url(url_or_client, decode_responses=True)
+            pool = aioredis.BlockingConnectionPool.from_url(url_or_client, decode_responses=True,
+                                                            max_connections=max_connections,
+                                                            timeout=pool_timeout)
+            self.redis = aioredis.Redis.from_pool(pool)
         else:
             self.redis = url_or_client
+        shared_pool = self.redis.connection_pool
+
+        def blocking_client() -> Any:
+            # Its own one-connection pool, so the blocked XREAD never waits for (or holds) a shared connection.
+            own = aioredis.ConnectionPool(connection_class=shared_pool.connection_class, max_connections=1,
+                                          **shared_pool.connection_kwargs)
+            return aioredis.Redis.from_pool(own)
+
+        self._fanout = _ReadFanOut(blocking_client, f"{prefix}:wake:{secrets.token_hex(8)}", ttl_s=ttl_s)
+        self._expires: dict[str, float] = {}  # stream -> monotonic deadline, for the streams produced here
         self._callbacks: list[Callable[[str], None]] = []
         self._listener: asyncio.Task | None = None
+        self._listener_lock: asyncio.Lock | None = None
         self._pubsub: Any = None
 
     def _meta_key(self, sid: str) -> str:
@@ -206,6 +335,7 @@ class RedisStreamBuffer(EventBuffer):
             pipe.hset(self._meta_key(stream_id), mapping=meta)
             pipe.expire(self._meta_key(stream_id), ttl)
             await pipe.execute()
+        self._expires[stream_id] = time.monotonic() + ttl
 
     async def meta(self, stream_id: str) -> dict[str, str] | None:
         meta = await self.redis.hgetall(self._meta_key(stream_id))
@@ -213,27 +343,34 @@ class RedisStreamBuffer(EventBuffer):
 
     async def append(self, stream_id: str, event: str, data: dict) -> str:
         key = self._events_key(stream_id)
+        deadline = self._expires.get(stream_id)
+        # The stream lives as long as its metadata: the whole answer stays resumable until both expire.
+        ttl_ms = (max(1, int((deadline - time.monotonic()) * 1000)) if deadline is not None
+                  else max(1, await self.redis.pttl(self._meta_key(stream_id))))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(key, {"event": event, "data": json.dumps(data, separators=(",", ":"))})
-            # The stream lives as long as its metadata: the whole answer stays resumable until both expire.
-            pipe.pexpire(key, max(1, await self.redis.pttl(self._meta_key(stream_id))))
+            pipe.pexpire(key, ttl_ms)
             entry_id, _ = await pipe.execute()
+        if event in TERMINAL_EVENTS:
+            self._expires.pop(stream_id, None)
         return entry_id
 
     async def read(self, stream_id: str, after: str | None, *, wait: float) -> list[StoredEvent]:
         key = self._events_key(stream_id)
-        block = max(1, int(wait * 1000)) if wait > 0 else None
-        reply = await self.redis.xread({key: after or "0-0"}, count=1000, block=block)
-        if not reply:
-            return []
-        entries = reply[0][1]
+        after = after or "0-0"
+        reply = await self.redis.xread({key: after}, count=1000)
+        entries = reply[0][1] if reply else []
+        if not entries and wait > 0:
+            entries = await self._fanout.wait(self.redis, key, after, wait)
         return [StoredEvent(entry_id, fields["event"], json.loads(fields["data"])) for entry_id, fields in entries]
 
     def valid_id(self, event_id: str) -> bool:
-        return bool(_REDIS_ID.match(event_id))
+        match = _REDIS_ID.fullmatch(event_id)
+        return match is not None and all(int(part) <= _REDIS_MAX_ID_PART for part in match.groups())
 
     async def expire(self, stream_id: str, seconds: float) -> None:
         ms = max(1, int(seconds * 1000))
+        self._expires.pop(stream_id, None)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.pexpire(self._meta_key(stream_id), ms)
             pipe.pexpire(self._events_key(stream_id), ms)
@@ -245,10 +382,13 @@ class RedisStreamBuffer(EventBuffer):
     async def watch_cancels(self, callback: Callable[[str], None]) -> None:
         if callback not in self._callbacks:
             self._callbacks.append(callback)
-        if self._listener is None:
-            self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            await self._pubsub.subscribe(self._channel)
-            self._listener = asyncio.create_task(self._listen())
+        if self._listener_lock is None:
+            self._listener_lock = asyncio.Lock()
+        async with self._listener_lock:  # many first requests at once must start one listener, not many
+            if self._listener is None:
+                self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                await self._pubsub.subscribe(self._channel)
+                self._listener = asyncio.create_task(self._listen(), name="llmkit-redis-cancels")
 
     async def _listen(self) -> None:
         async for message in self._pubsub.listen():
@@ -267,4 +407,6 @@ class RedisStreamBuffer(EventBuffer):
         if self._pubsub is not None:
             await self._pubsub.aclose()
             self._pubsub = None
+        await self._fanout.aclose()
+        await self.redis.delete(self._fanout.wake_key)
         await self.redis.aclose()

@@ -19,10 +19,13 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..events import Event, ToolCallComplete, collect
 from ._tool import Tool, ToolArgumentError
+
+if TYPE_CHECKING:
+    from ..kit import Kit
 
 __all__ = ["Round", "ToolOutcome", "ToolRun", "arun_tools", "execute_calls", "execute_calls_sync", "run_tools"]
 
@@ -171,9 +174,9 @@ def _as_history(provider: str, result: Any) -> dict:
     OpenAI takes the arguments text back as it came."""
     from dataclasses import replace
 
-    from .. import chat
+    from .. import chat, providers
 
-    if provider == "openai":
+    if providers.get(provider).keeps_raw_tool_arguments:
         return result.as_message()
     calls = []
     for c in result.tool_calls:
@@ -219,7 +222,7 @@ def _record(history: list[dict], rounds: list[Round], result: Any, outcomes: lis
     history.extend(chat.tool_result(o.call, o.content, is_error=o.is_error) for o in outcomes)
 
 
-def run_tools(kit: Any, provider: str, messages: list[dict], tools: list[Tool], *, system: str | None = None,
+def run_tools(kit: Kit, provider: str, messages: list[dict], tools: list[Tool], *, system: str | None = None,
               max_rounds: int = 5, stream: bool = False, on_event: Callable[[Event], None] | None = None,
               confirm: Callable[[Tool, dict], bool] | None = None, model: str | None = None,
               max_tokens: int = 1024, temperature: float | None = None) -> ToolRun:
@@ -253,7 +256,7 @@ def run_tools(kit: Any, provider: str, messages: list[dict], tools: list[Tool], 
     raise AssertionError("unreachable")
 
 
-async def arun_tools(kit: Any, provider: str, messages: list[dict], tools: list[Tool], *,
+async def arun_tools(kit: Kit, provider: str, messages: list[dict], tools: list[Tool], *,
                      system: str | None = None, max_rounds: int = 5,
                      confirm: Callable[[Tool, dict], bool] | None = None,
                      model: str | None = None, max_tokens: int = 1024, temperature: float | None = None) -> ToolRun:

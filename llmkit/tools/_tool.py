@@ -18,11 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
 
+from ..errors import ToolArgumentError  # re-exported: every llmkit error lives in llmkit.errors
+
 __all__ = ["Tool", "ToolArgumentError", "inline_refs", "tool"]
-
-
-class ToolArgumentError(ValueError):
-    """The arguments a model sent cannot be used: not JSON, not an object, or not valid for the schema."""
 
 
 def _docstring(fn: Callable) -> tuple[str, dict[str, str]]:

@@ -97,6 +97,13 @@ def http_error(status: int | None, text: str) -> ProviderError:
     return ProviderError(status=status, type="http_error", message=snippet)
 
 
+def error_field(status: int | None, body: bytes, to_error: Any) -> ProviderError:
+    """``to_error(status, body["error"])`` for a JSON body with an ``error`` object, else :func:`http_error`."""
+    obj, text = json_or_text(body)
+    err = obj.get("error") if isinstance(obj, dict) else None
+    return to_error(status, err) if isinstance(err, dict) else http_error(status, text)
+
+
 class StreamParser(ABC):
     """bytes of one streamed response → events. A subclass handles one API's payloads.
 

@@ -8,77 +8,82 @@ SDK path ends in (``llmkit.wire.stream_parser``), so both paths yield the same e
 
 What the SDKs add is kept where it changes behaviour: openai and anthropic retry 408/409/429/5xx and
 connection errors twice (honouring ``retry-after-ms``, ``retry-after`` and ``x-should-retry``) before
-the first byte, google-genai does not retry; an HTTP error raises (``httpx2.HTTPStatusError``, which
-``llmkit.resilience.classify`` reads, headers included) instead of yielding an answer.
+the first byte, google-genai does not retry - with the waits of the one retry policy in
+``llmkit.retry`` (:func:`sdk_policy`; pass ``policy=`` to change it). An HTTP error raises
+(``httpx2.HTTPStatusError``, which ``llmkit.resilience.classify`` reads, headers included) instead of
+yielding an answer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from llmkit.events import Event
+from llmkit.retry import BackoffPolicy, aretry, parse_retry_after
 from llmkit.wire._base import WireRequest
 
-__all__ = ["SDK_RETRIES", "astream_events", "new_async_client"]
+__all__ = ["SDK_RETRIES", "astream_events", "new_async_client", "sdk_policy"]
 
 #: How often each SDK retries on its own (openai and anthropic: 2; google-genai: none).
 SDK_RETRIES = {"openai": 2, "anthropic": 2, "gemini": 0}
-_INITIAL_DELAY, _MAX_DELAY, _MAX_RETRY_AFTER = 0.5, 8.0, 120.0  # the openai/anthropic SDK constants
+
+
+def sdk_policy(provider: str, max_retries: int | None = None) -> BackoffPolicy:
+    """The retry policy of ``provider``'s SDK, as a :class:`llmkit.retry.BackoffPolicy`.
+
+    Introduced in lesson 9 (09_sse_server). openai and anthropic: 2 retries, 0.5 s doubling up to
+    8 s with jitter, and no retry when the server asks for more than 120 s; google-genai: none.
+    """
+    retries = SDK_RETRIES.get(provider, 0) if max_retries is None else max_retries
+    return BackoffPolicy(base=0.5, cap=8.0, max_attempts=retries + 1, deadline=None, jitter="equal",
+                         max_retry_after=120.0)
 
 
 def new_async_client(**kwargs: Any) -> Any:
-    """An ``httpx2.AsyncClient`` with the SDKs' limits and timeouts (1000 connections, 600 s, connect 5 s)."""
+    """An ``httpx2.AsyncClient`` with the SDKs' limits and timeouts (1000 connections, 600 s, connect 5 s),
+    built by llmkit's one client factory. With a kit, prefer ``kit.http_client(is_async=True)``: one per
+    event loop, closed by ``kit.close()``. Introduced in lesson 9 (09_sse_server)."""
+    from llmkit._http import new_client
+
+    return new_client(is_async=True, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class _Verdict:
+    retryable: bool
+    retry_after: float | None = None
+
+
+def _sdk_verdict(exc: Exception) -> _Verdict:
+    """Whether the SDKs would retry ``exc``: connection errors and timeouts; 408/409/429/5xx unless the
+    server says ``x-should-retry: false`` (``true`` forces a retry)."""
     import httpx2
 
-    kwargs.setdefault("timeout", httpx2.Timeout(600.0, connect=5.0))
-    kwargs.setdefault("limits", httpx2.Limits(max_connections=1000, max_keepalive_connections=100))
-    return httpx2.AsyncClient(**kwargs)
-
-
-def _retry_wait(response: Any, retries_done: int) -> float | None:
-    """Seconds to wait before retrying ``response`` the way the SDKs do, or None for no retry."""
-    from llmkit.resilience import parse_retry_after
-
-    retry_after = parse_retry_after(response.headers)
-    if retry_after is not None and retry_after > _MAX_RETRY_AFTER:
-        return None
-    verdict = response.headers.get("x-should-retry")
-    if verdict == "false" or (verdict != "true" and response.status_code not in (408, 409, 429)
-                              and response.status_code < 500):
-        return None
-    if retry_after is not None and 0 < retry_after <= _MAX_RETRY_AFTER:
-        return retry_after
-    return min(_INITIAL_DELAY * 2.0**retries_done, _MAX_DELAY) * (1 - 0.25 * random.random())
+    if isinstance(exc, httpx2.HTTPStatusError):
+        response = exc.response
+        verdict = response.headers.get("x-should-retry")
+        status = response.status_code
+        retryable = verdict == "true" or (verdict != "false" and (status in (408, 409, 429) or status >= 500))
+        return _Verdict(retryable, parse_retry_after(response.headers))
+    return _Verdict(isinstance(exc, httpx2.TimeoutException | httpx2.TransportError))
 
 
 async def _send(client: Any, provider: str, request: WireRequest, url: str, headers: dict[str, str],
-                max_retries: int) -> Any:
-    import httpx2
-
+                policy: BackoffPolicy) -> Any:
     content = request.content()
-    for retries_done in range(max_retries + 1):
-        last = retries_done == max_retries
-        try:
-            response = await client.send(client.build_request(request.method, url, headers=headers,
-                                                              content=content), stream=True)
-        except (httpx2.TimeoutException, httpx2.TransportError):
-            if last:
-                raise
-            await asyncio.sleep(min(_INITIAL_DELAY * 2.0**retries_done, _MAX_DELAY) * (1 - 0.25 * random.random()))
-            continue
+
+    async def attempt() -> Any:
+        response = await client.send(client.build_request(request.method, url, headers=headers,
+                                                          content=content), stream=True)
         if response.status_code < 400:
             return response
-        wait = None if last else _retry_wait(response, retries_done)
-        if wait is None:
-            await response.aread()
-            await response.aclose()
-            raise _status_error(provider, response)
+        await response.aread()
         await response.aclose()
-        await asyncio.sleep(wait)
-    raise AssertionError("unreachable")
+        raise _status_error(provider, response)
+
+    return await aretry(attempt, judge=_sdk_verdict, policy=policy)
 
 
 def _status_error(provider: str, response: Any) -> Exception:
@@ -94,18 +99,18 @@ def _status_error(provider: str, response: Any) -> Exception:
 
 async def astream_events(client: Any, provider: str, request: WireRequest, base_url: str, *,
                          headers: dict[str, str] | None = None, max_retries: int | None = None,
-                         api: str | None = None) -> AsyncIterator[Event]:
+                         api: str | None = None, policy: BackoffPolicy | None = None) -> AsyncIterator[Event]:
     """POST ``request`` to ``base_url`` with ``client`` and yield the stream's events as bytes arrive.
 
-    ``headers`` (auth) are added to the request's own; ``max_retries`` defaults to what the provider's
-    SDK does (:data:`SDK_RETRIES`). Closing or cancelling the iterator closes the HTTP response at once,
-    which ends the request upstream.
+    ``headers`` (auth) are added to the request's own. Failures before the first byte are retried per
+    ``policy`` (the one retry policy of ``llmkit.retry``), by default the provider SDK's
+    (:func:`sdk_policy`, with ``max_retries`` retries if given). Closing or cancelling the iterator
+    closes the HTTP response at once, which ends the request upstream.
     """
     from llmkit.wire import stream_parser
 
-    retries = SDK_RETRIES.get(provider, 0) if max_retries is None else max_retries
     response = await _send(client, provider, request, request.url(base_url), {**request.headers, **(headers or {})},
-                           retries)
+                           policy or sdk_policy(provider, max_retries))
     try:
         parser = stream_parser(provider, api, response.status_code)
         async for chunk in response.aiter_bytes():

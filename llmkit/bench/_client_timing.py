@@ -1,5 +1,8 @@
 """Measure HTTP clients and SDKs against a local replay server (lesson 1, 01_sdk_vs_http).
 
+Public through ``llmkit.bench``: ``from llmkit import bench``; ``bench.serve(...)``, ``bench.time_calls(...)``,
+``bench.summarize_calls(...)``, ``bench.cold_start(...)``.
+
 Three measurements, each done so that the number means what its label says:
 
 - :func:`serve` runs the replay server in a *separate process* at speed 0, so the server never competes
@@ -9,7 +12,8 @@ Three measurements, each done so that the number means what its label says:
 - :func:`cold_start` runs each path in a fresh interpreter (import, build a client, first call) and reads
   the process's peak resident memory; a bare interpreter is measured too, as the baseline.
 
-Lesson 10 (``llmkit.bench``) grows the general harness; this module stays small on purpose.
+Lesson 10 grows the general harness (``_harness.py`` and the suites) from these; this module stays small on
+purpose.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["BenchServer", "cold_start", "serve", "summarize_calls", "time_calls"]
 

@@ -1,0 +1,81 @@
+"""Anthropic's scripted answers (lesson 0, 00_setup_and_replay; lesson 8's fault injector too).
+
+A ``message`` body, or its named events: ``message_start``, a ``ping`` after the first block starts,
+``content_block_*`` per text or ``tool_use`` block (arguments as ``input_json_delta`` fragments, the
+first one empty, as the API sends them), ``message_delta`` with the stop reason, ``message_stop``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from llmkit.providers._scripted import (
+    Clock,
+    Frames,
+    arg_pieces,
+    finish_of,
+    ids,
+    loose_json,
+    response,
+    text_pieces,
+    usage_of,
+)
+
+_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
+
+
+def messages(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
+    """A ``message`` (or its stream) answering ``reply``; the frames for a stream."""
+    mid = "msg_01" + ids(seed)[:22]
+    inp, out = usage_of(req, reply)
+    stop = _STOP.get(finish_of(reply), finish_of(reply))
+    blocks: list[dict] = []
+    if reply.text or getattr(reply, "chunks", None):
+        blocks.append({"type": "text", "text": reply.text})
+    for i, tc in enumerate(reply.tool_calls):
+        args = tc.arguments if isinstance(tc.arguments, dict) else loose_json(tc.arguments)
+        blocks.append({"type": "tool_use", "id": tc.id or "toolu_01" + ids(seed + str(i))[:22],
+                       "name": tc.name, "input": args, "_raw": tc.arguments_text()})
+    usage = {"input_tokens": inp, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+             "output_tokens": out, "service_tier": "standard"}
+    headers = {"content-type": "application/json", "request-id": "req_011" + ids(seed)[:21],
+               "anthropic-ratelimit-requests-limit": "4000"}
+    clock = Clock(reply, seed)
+    frames = Frames()
+    public_blocks = [{k: v for k, v in b.items() if k != "_raw"} for b in blocks]
+    if not req.stream:
+        body = {"id": mid, "type": "message", "role": "assistant", "model": req.model, "content": public_blocks,
+                "stop_reason": stop, "stop_sequence": None, "usage": usage}
+        return response(200, headers, body=body, t_ms=clock.next(out)), frames
+
+    def emit(etype: str, t: float, data: dict, *, text: bool = False) -> None:
+        payload = json.dumps({"type": etype, **data}, separators=(",", ":"))
+        frames.add(t, f"event: {etype}\ndata: {payload}\n\n", text=text)
+
+    start_usage = {**usage, "output_tokens": 1}
+    emit("message_start", clock.next(), {"message": {"id": mid, "type": "message", "role": "assistant",
+                                                     "model": req.model, "content": [], "stop_reason": None,
+                                                     "stop_sequence": None, "usage": start_usage}})
+    for idx, block in enumerate(blocks):
+        if block["type"] == "text":
+            emit("content_block_start", clock.next(0), {"index": idx, "content_block": {"type": "text", "text": ""}})
+            if idx == 0:
+                emit("ping", clock.next(0), {})
+            for piece in text_pieces(reply):
+                delta = {"type": "text_delta", "text": piece}
+                emit("content_block_delta", clock.next(), {"index": idx, "delta": delta}, text=True)
+        else:
+            emit("content_block_start", clock.next(), {"index": idx, "content_block": {
+                "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}})
+            if idx == 0:
+                emit("ping", clock.next(0), {})
+            for piece in [""] + arg_pieces(block["_raw"]):
+                emit("content_block_delta", clock.next(), {"index": idx, "delta": {
+                    "type": "input_json_delta", "partial_json": piece}})
+        emit("content_block_stop", clock.next(0), {"index": idx})
+    emit("message_delta", clock.next(0), {"delta": {"stop_reason": stop, "stop_sequence": None},
+                                          "usage": {"output_tokens": out}})
+    emit("message_stop", clock.next(0), {})
+    headers["content-type"] = "text/event-stream; charset=utf-8"
+    return response(200, headers, stream=frames.frames, headers_ms=clock.headers_ms), frames
