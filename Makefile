@@ -9,10 +9,25 @@ PYTHON ?= python3
 # without an NVIDIA GPU, use the CPU-only wheels instead:
 #   make venv TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 TORCH_INDEX_URL ?=
+# make lab: loopback address, port and token of the server (empty token: Jupyter makes one and prints the URL).
+# In a container whose port is published to the host, use JUPYTER_IP=0.0.0.0. LAB_ARGS=--no-browser for a server
+# without a browser window.
+JUPYTER_IP    ?= 127.0.0.1
+JUPYTER_PORT  ?= 8888
+JUPYTER_TOKEN ?=
+LAB_ARGS      ?=
+# JupyterLab settings the lessons need (no news pop-up over lesson 0), installed into the venv, not into $$HOME.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+# Jupyter refuses to start as root unless told to; containers and many cloud notebooks run as root.
+AS_ROOT := $(filter 0,$(shell id -u))
+# make book writes the static site here (build/ is ignored by git).
+BOOK_DIR ?= build/book
+# make notebooks NBVAL_JUNIT=report.xml also writes a JUnit XML report of the notebook checks (CI uploads it).
+NBVAL_JUNIT ?=
 # Tests replay at speed 0 and never use real keys.
 TESTENV := LLMKIT_MODE=replay LLMKIT_SPEED=0 OPENAI_API_KEY= ANTHROPIC_API_KEY= GEMINI_API_KEY= GOOGLE_API_KEY=
 
-.PHONY: lab test lint unit notebooks sysdeps venv execute clean-venv
+.PHONY: lab book test lint unit notebooks sysdeps venv execute clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,11 +42,30 @@ venv: $(STAMP)
 sysdeps:
 	bash scripts/sysdeps.sh
 
-lab: $(STAMP)
-	cd notebooks && LLMKIT_MODE=$${LLMKIT_MODE:-replay} ../$(VENV)/bin/jupyter lab
+$(LAB_OVERRIDES): scripts/jupyterlab-overrides.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp scripts/jupyterlab-overrides.json $@
+
+lab: $(STAMP) $(LAB_OVERRIDES)
+	@echo "JupyterLab on the lessons: http://$(JUPYTER_IP):$(JUPYTER_PORT)/lab (mode $${LLMKIT_MODE:-replay})"
+	@echo "$(if $(AS_ROOT),Running as root: passing --allow-root to Jupyter (normal in a container).,Running as $$(id -un).)"
+	@echo "$(if $(JUPYTER_TOKEN),Token: from JUPYTER_TOKEN.,Token: Jupyter prints the URL with its token below.) Stop it with Ctrl-C."
+	cd notebooks && LLMKIT_MODE=$${LLMKIT_MODE:-replay} $(abspath $(VENV))/bin/jupyter lab --ip=$(JUPYTER_IP) \
+	  --port=$(JUPYTER_PORT) $(if $(AS_ROOT),--allow-root) $(if $(JUPYTER_TOKEN),--IdentityProvider.token=$(JUPYTER_TOKEN)) \
+	  $(LAB_ARGS)
+
+# A static HTML site of every lesson from its saved outputs (nothing is re-executed): $(BOOK_DIR)/html/index.html
+book: $(STAMP)
+	rm -rf $(BOOK_DIR)
+	mkdir -p $(BOOK_DIR)/src
+	cp -R docs/book/. $(BOOK_DIR)/src/
+	cp notebooks/[0-9][0-9]_*.ipynb $(BOOK_DIR)/src/
+	$(PY) -m sphinx -b html -q -W --keep-going $(BOOK_DIR)/src $(BOOK_DIR)/html
+	@echo "The book: $(BOOK_DIR)/html/index.html"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check llmkit tests benchmarks scripts
+	$(VENV)/bin/ruff check llmkit tests benchmarks scripts docs/book
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 unit: $(STAMP) sysdeps
 	$(TESTENV) $(PY) -m pytest -q tests
@@ -40,7 +74,7 @@ unit: $(STAMP) sysdeps
 notebooks: $(STAMP)
 	$(TESTENV) bash scripts/netns.sh $(PY) -m pytest -q -p no:python --nbval --nbval-current-env \
 	  --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=120 \
-	  -n 2 --dist loadscope notebooks
+	  -n 2 --dist loadscope $(if $(NBVAL_JUNIT),--junitxml=$(NBVAL_JUNIT)) notebooks
 
 test: lint unit notebooks
 

@@ -10,13 +10,17 @@ It reports, from one run:
    matching, canonical JSON, observers) and against a bare ASGI app under the same uvicorn settings that
    returns the same bytes - median, p90, the ratio and the overhead in microseconds. The two are measured
    in interleaved rounds (A B, B A, ...) so drift in machine load hits both alike;
-2. pacing fidelity at speed 1: how far each frame's arrival is from its recorded time (mean/max, ms);
-3. the time to serve a 200-frame stream (recorded over ~10 s) at speed 0.
+2. the same call made in-process (the ASGI app called directly, no socket, no uvicorn): the CPU time per
+   call of the replay app and of the bare app, from ``time.process_time`` in interleaved batches - the
+   app's own cost, which other processes loading the machine hardly disturb;
+3. pacing fidelity at speed 1: how far each frame's arrival is from its recorded time (mean/max, ms);
+4. the time to serve a 200-frame stream (recorded over ~10 s) at speed 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import time
@@ -94,6 +98,43 @@ def round_trips(rounds: int, per_round: int) -> dict[str, list[float]]:
     return samples
 
 
+def in_process(rounds: int, per_round: int) -> dict[str, list[float]]:
+    """CPU µs per call of each app called directly through ASGI, in interleaved batches."""
+    it = chat_interaction()
+    apps = {"replay": ReplayApp(Player(Cassette("bench", {"kind": "scripted"}, [it])), speed=0),
+            "bare": BareApp(it.response.body_bytes())}
+    payload = json.dumps(BODY).encode()
+    scope = {"type": "http", "method": "POST", "path": CHAT, "query_string": b"", "http_version": "1.1",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]}
+    message = {"type": "http.request", "body": payload, "more_body": False}
+
+    def receiver() -> Any:
+        """The request body, then a disconnect (what uvicorn hands an app that reads on)."""
+        messages = [{"type": "http.disconnect"}, message]
+
+        async def receive() -> dict:
+            return messages.pop() if len(messages) > 1 else messages[0]
+        return receive
+
+    async def send(_: dict) -> None:
+        return None
+
+    async def run() -> dict[str, list[float]]:
+        samples: dict[str, list[float]] = {"replay": [], "bare": []}
+        for app in apps.values():
+            for _ in range(200):
+                await app(scope, receiver(), send)
+        for r in range(rounds):
+            for name in (("replay", "bare") if r % 2 == 0 else ("bare", "replay")):
+                t0 = time.process_time()
+                for _ in range(per_round):
+                    await apps[name](scope, receiver(), send)
+                samples[name].append((time.process_time() - t0) / per_round * 1e6)
+        return samples
+
+    return asyncio.run(run())
+
+
 def pacing(repeats: int) -> list[float]:
     t_ms = [60.0, 90.0, 170.0, 215.0, 260.0, 340.0, 380.0, 430.0, 470.0, 550.0]
     it = stream_interaction(t_ms, {**BODY, "stream": True})
@@ -144,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
 
     samples = round_trips(args.rounds, args.per_round)
     rows = {name: (statistics.median(v), percentile(v, 0.9), len(v)) for name, v in samples.items()}
+    cpu = {name: statistics.median(v) for name, v in in_process(args.rounds, 500).items()}
     errors = pacing(args.pacing_repeats)
     served = long_stream(args.pacing_repeats)
 
@@ -156,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     overhead = rows["replay"][0] - rows["bare"][0]
     print(f"{'replay / bare (median)':<28}{rows['replay'][0] / rows['bare'][0]:>12.2f}x   "
           f"overhead {overhead:+.0f} µs per call")
+    print(f"{'in-process CPU per call':<28}replay app {cpu['replay']:.1f} µs, bare app {cpu['bare']:.1f} µs "
+          f"(app cost +{cpu['replay'] - cpu['bare']:.1f} µs, {args.rounds} rounds x 500 calls)")
     print(f"{'pacing at speed 1':<28}mean |error| {statistics.mean(errors):.2f} ms, max {max(errors):.2f} ms "
           f"({len(errors)} frames, gaps 30-80 ms)")
     print(f"{'200-frame stream, speed 0':<28}median {statistics.median(served):.1f} ms, "

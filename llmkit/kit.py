@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from .replay.faults import FaultPlan
 
 MODES = ("replay", "live", "record")
-DUMMY_KEYS = {"openai": "replay-dummy-openai-key", "anthropic": "replay-dummy-anthropic-key",
-              "gemini": "replay-dummy-gemini-key"}
+# Keys that no secret scanner mistakes for real ones: replay never sends a real key anywhere.
+DUMMY_KEYS = {p: f"replay-dummy-{p}-key" for p in PROVIDERS}
 
 _current: Kit | None = None
 

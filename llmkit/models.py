@@ -1,10 +1,14 @@
-"""Model ids and provider endpoints, in one place (lesson 0).
+"""Model ids and prices, in one place (lesson 0).
 
 Change a model here and every lesson follows. The scripted cassettes were written for these ids; a
-cassette recorded live stores the ids the providers actually received.
+cassette recorded live stores the ids the providers actually received. Everything else about a
+provider (endpoints, key variables, wire formats) lives in its module under ``llmkit.providers``;
+``UPSTREAMS``, ``KEY_VARS`` and ``PROVIDERS`` below are read from there.
 """
 
 from __future__ import annotations
+
+from . import providers
 
 OPENAI_MODEL = "gpt-4.1-mini"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
@@ -16,21 +20,11 @@ MODELS: dict[str, str] = {
     "gemini": GEMINI_MODEL,
 }
 
-# Where each provider lives on the internet (live mode, and record mode's upstream by default).
-UPSTREAMS: dict[str, str] = {
-    "openai": "https://api.openai.com",
-    "anthropic": "https://api.anthropic.com",
-    "gemini": "https://generativelanguage.googleapis.com",
-}
-
-# The environment variable that holds each provider's key.
-KEY_VARS: dict[str, tuple[str, ...]] = {
-    "openai": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-}
-
-PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "gemini")
+PROVIDERS: tuple[str, ...] = providers.names()
+#: Where each provider lives on the internet (live mode, and record mode's upstream by default).
+UPSTREAMS: dict[str, str] = {p: providers.get(p).upstream for p in PROVIDERS}
+#: The environment variables that hold each provider's key.
+KEY_VARS: dict[str, tuple[str, ...]] = {p: providers.get(p).key_vars for p in PROVIDERS}
 
 # List prices in USD per million tokens (input, output), as published when this file was written.
 # Check your provider's pricing page and edit here: the ledger multiplies these by real token counts.

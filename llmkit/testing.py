@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import providers
 from .resilience import FakeClock
 from .resilience._faults import (
     EXPECTED_KIND,
     FaultKind,
-    anthropic_error_event,
     error_response,
     ok_response,
     prompt_of,
@@ -132,8 +132,9 @@ class FaultInjector:
             yield from tail
             return
         yield from texts[: fault.after]
-        if provider == "anthropic" and fault.fault in (FaultKind.OVERLOADED, FaultKind.SERVER_ERROR):
-            yield anthropic_error_event(fault.fault)
+        event = providers.get(provider).stream_fault_event(fault.fault)
+        if event is not None:  # a provider that reports the fault inside the stream (Anthropic)
+            yield event.encode()
             return
         if fault.fault is FaultKind.TIMEOUT:
             raise http.ReadTimeout("The read operation timed out", request=request)

@@ -132,6 +132,7 @@ class Answer:
     headers: list[tuple[str, str]] = field(default_factory=lambda: [("content-type", "application/json")])
     chunks: list[bytes] = field(default_factory=lambda: [b'{"ok": true}'])
     pause: float = 0.0  # between chunks, so that each arrives as its own network read
+    break_off: bool = False  # drop the connection instead of ending the body
 
 
 class FakeProvider:
@@ -155,6 +156,8 @@ class FakeProvider:
         for chunk in answer.chunks:
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await asyncio.sleep(answer.pause)
+        if answer.break_off:
+            raise ConnectionAbortedError("the fake provider drops the connection")
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -439,6 +442,16 @@ def test_an_undecodable_body_is_refused_to_the_client(proxy, fake):
         reply = proxy.post(OPENAI_CHAT, b'{"model":"m","messages":[]}')
     assert reply.status_code == 400 and "not UTF-8" in reply.json()["error"]["message"]
     assert [type(e) for e in proxy.recorder.errors] == [CassetteError] and proxy.written() == []
+
+
+def test_a_stream_the_provider_breaks_off_is_reported(proxy, fake):
+    path, _, body, answer = stream_answer("openai", ["half an ", "answer"])
+    answer.break_off = True
+    fake[0].answer = answer
+    with pytest.raises(httpx2.HTTPError):
+        proxy.post(path, body)
+    [error] = proxy.recorder.errors
+    assert isinstance(error, CassetteError) and OPENAI_CHAT in str(error) and proxy.written() == []
 
 
 def test_a_refused_write_leaves_the_cassette_as_it_was(proxy, fake):

@@ -134,7 +134,7 @@ def stamp() -> dict[str, Any]:
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
                     "cpu_count": os.cpu_count()},
         "python": {"version": platform.python_version(), "implementation": platform.python_implementation(),
-                   "executable": sys.executable},
+                   "in_venv": sys.prefix != sys.base_prefix},  # no path: results files are shared
         "packages": packages,
     }
 

@@ -11,10 +11,13 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmkit.events import Event, ToolCallComplete
 from llmkit.wire._base import StreamParser, WireRequest
+
+if TYPE_CHECKING:
+    from ..kit import Kit
 
 
 class Provider(ABC):
@@ -29,6 +32,10 @@ class Provider(ABC):
     wire: ModuleType
     #: The API ``llmkit.chat`` and scripted answers use (``chat``, ``messages``, ``generate``).
     chat_api: str
+    #: Where the provider lives (live mode, and record mode's upstream by default).
+    upstream: str
+    #: The environment variables that may hold the API key, in the order they are looked up.
+    key_vars: tuple[str, ...]
     #: Prefix of the tool-call ids this provider makes up (``call_``, ``toolu_01``).
     tool_call_prefix: str = "call_"
     #: Whether a tool call's arguments go back into the history as the text the model sent
@@ -173,7 +180,7 @@ class Provider(ABC):
     def sdk_client(self, api_key: str, base_url: str, http: tuple[Any, Any] | None, *, is_async: bool) -> Any:
         """The official SDK client; ``http`` is a (sync, async) pair of httpx clients to use, if any."""
 
-    def client(self, kit: Any, *, is_async: bool = False) -> Any:
+    def client(self, kit: Kit, *, is_async: bool = False) -> Any:
         """The kit's SDK client for this provider (``kit.openai``, ``kit.anthropic_async`` ...)."""
         return getattr(kit, self.name + ("_async" if is_async else ""))
 
@@ -193,11 +200,11 @@ class Provider(ABC):
     def sdk_stream_events_async(self, response: AsyncIterable[Any]) -> AsyncIterator[Event]:
         """The async twin of :meth:`sdk_stream_events`."""
 
-    def complete(self, kit: Any, kw: dict) -> list[Event]:
+    def complete(self, kit: Kit, kw: dict) -> list[Event]:
         """One non-streamed SDK call → events."""
         return self.sdk_events(self.sdk_create(self.client(kit), kw, stream=False))
 
-    def stream(self, kit: Any, kw: dict) -> Iterator[Event]:
+    def stream(self, kit: Kit, kw: dict) -> Iterator[Event]:
         """One streamed SDK call → events; closing the iterator closes the response."""
         response = self.sdk_create(self.client(kit), kw, stream=True)
         try:
@@ -205,11 +212,11 @@ class Provider(ABC):
         finally:
             response.close()
 
-    async def acomplete(self, kit: Any, kw: dict) -> list[Event]:
+    async def acomplete(self, kit: Kit, kw: dict) -> list[Event]:
         """The async twin of :meth:`complete`."""
         return self.sdk_events(await self.sdk_create(self.client(kit, is_async=True), kw, stream=False))
 
-    async def astream(self, kit: Any, kw: dict) -> AsyncIterator[Event]:
+    async def astream(self, kit: Kit, kw: dict) -> AsyncIterator[Event]:
         """The async twin of :meth:`stream`."""
         response = await self.sdk_create(self.client(kit, is_async=True), kw, stream=True)
         try:
@@ -220,21 +227,21 @@ class Provider(ABC):
             await (getattr(response, "aclose", None) or response.close)()
 
     @abstractmethod
-    def structured(self, kit: Any, schema: type, messages: list[dict], system: str | None, model: str,
+    def structured(self, kit: Kit, schema: type, messages: list[dict], system: str | None, model: str,
                    max_tokens: int) -> tuple[str, ToolCallComplete | None, Any]:
         """Ask for JSON matching the pydantic model ``schema`` (lesson 4, 04_structured_output):
         (raw JSON text, the forcing tool call if any, collected events)."""
 
-    def count_tokens(self, kit: Any, model: str, system: str | None, messages: list[dict]) -> int | None:
+    def count_tokens(self, kit: Kit, model: str, system: str | None, messages: list[dict]) -> int | None:
         """The provider's own token count of a request, or None where it has none."""
         return None
 
     @abstractmethod
-    def ping(self, kit: Any, model: str, text: str) -> str:
+    def ping(self, kit: Kit, model: str, text: str) -> str:
         """A tiny non-streamed SDK call, as a lesson writes it; returns the answer text."""
 
     @abstractmethod
-    def stream_texts(self, kit: Any, model: str, text: str) -> Iterator[str]:
+    def stream_texts(self, kit: Kit, model: str, text: str) -> Iterator[str]:
         """A streamed SDK call, as a lesson writes it; yields the text pieces."""
 
     # --- images --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmkit.errors import ConfigError
 from llmkit.events import Event, collect
@@ -27,6 +27,9 @@ from llmkit.providers._base import (
     sdk_dict,
     tool_fields,
 )
+
+if TYPE_CHECKING:
+    from ..kit import Kit
 
 PATHS = ("/v1/messages", "/v1/messages/count_tokens")
 
@@ -112,6 +115,8 @@ def messages(messages: list[dict]) -> list[dict]:
 
 class Anthropic(Provider):
     name = "anthropic"
+    upstream = "https://api.anthropic.com"
+    key_vars = ("ANTHROPIC_API_KEY",)
     wire = wire
     chat_api = "messages"
     tool_call_prefix = "toolu_01"
@@ -234,7 +239,7 @@ class Anthropic(Provider):
     sdk_stream_events = staticmethod(stream_events)
     sdk_stream_events_async = staticmethod(stream_events_async)
 
-    def structured(self, kit: Any, schema: type, messages_: list[dict], system: str | None, model: str,
+    def structured(self, kit: Kit, schema: type, messages_: list[dict], system: str | None, model: str,
                    max_tokens: int) -> tuple[str, Any, Any]:
         from llmkit.structured import json_schema
 
@@ -249,17 +254,17 @@ class Anthropic(Provider):
         call = next((t for t in c.tool_calls if t.name == name), None)
         return (call.arguments if call else c.text), call, c
 
-    def count_tokens(self, kit: Any, model: str, system: str | None, messages_: list[dict]) -> int | None:
+    def count_tokens(self, kit: Kit, model: str, system: str | None, messages_: list[dict]) -> int | None:
         kw: dict[str, Any] = {"model": model, "messages": messages(messages_)}
         if system:
             kw["system"] = system
         return self.client(kit).messages.count_tokens(**kw).input_tokens
 
-    def ping(self, kit: Any, model: str, text: str) -> str:
+    def ping(self, kit: Kit, model: str, text: str) -> str:
         return self.client(kit).messages.create(
             model=model, max_tokens=64, messages=[{"role": "user", "content": text}]).content[0].text
 
-    def stream_texts(self, kit: Any, model: str, text: str) -> Iterator[str]:
+    def stream_texts(self, kit: Kit, model: str, text: str) -> Iterator[str]:
         with self.client(kit).messages.stream(model=model, max_tokens=64,
                                               messages=[{"role": "user", "content": text}]) as stream:
             yield from stream.text_stream

@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmkit.events import Event, collect
 from llmkit.providers import _gemini_wire as wire
@@ -28,6 +28,9 @@ from llmkit.providers._base import (
     tool_fields,
     tool_response,
 )
+
+if TYPE_CHECKING:
+    from ..kit import Kit
 
 PATH = re.compile(r"^/(v1|v1beta|v1alpha)/(models|tunedModels)/[^/:]+:(\w+)$")
 
@@ -137,6 +140,8 @@ def contents(messages: list[dict]) -> list[dict]:
 
 class Gemini(Provider):
     name = "gemini"
+    upstream = "https://generativelanguage.googleapis.com"
+    key_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     wire = wire
     chat_api = "generate"
 
@@ -271,7 +276,7 @@ class Gemini(Provider):
     sdk_stream_events = staticmethod(stream_events)
     sdk_stream_events_async = staticmethod(stream_events_async)
 
-    def structured(self, kit: Any, schema: type, messages_: list[dict], system: str | None, model: str,
+    def structured(self, kit: Kit, schema: type, messages_: list[dict], system: str | None, model: str,
                    max_tokens: int) -> tuple[str, Any, Any]:
         from llmkit.structured import json_schema
 
@@ -284,16 +289,16 @@ class Gemini(Provider):
         c = collect(response_events(response))
         return c.text, None, c
 
-    def count_tokens(self, kit: Any, model: str, system: str | None, messages_: list[dict]) -> int | None:
+    def count_tokens(self, kit: Kit, model: str, system: str | None, messages_: list[dict]) -> int | None:
         # The Gemini API's countTokens takes contents only (system_instruction is a Vertex AI option),
         # so the system prompt is sent as a leading user turn for counting: the same text, counted.
         turns = ([{"role": "user", "content": system}] if system else []) + messages_
         return self.client(kit).models.count_tokens(model=model, contents=contents(turns)).total_tokens
 
-    def ping(self, kit: Any, model: str, text: str) -> str:
+    def ping(self, kit: Kit, model: str, text: str) -> str:
         return self.client(kit).models.generate_content(model=model, contents=text).text
 
-    def stream_texts(self, kit: Any, model: str, text: str) -> Iterator[str]:
+    def stream_texts(self, kit: Kit, model: str, text: str) -> Iterator[str]:
         for chunk in self.client(kit).models.generate_content_stream(model=model, contents=text):
             if chunk.text:
                 yield chunk.text

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmkit.events import Event, collect
 from llmkit.providers import _base
 from llmkit.providers import _openai_wire as wire
 from llmkit.providers._base import DEFAULT_MESSAGES, Provider, arun_parser, run_parser, sdk_dict, tool_fields
+
+if TYPE_CHECKING:
+    from ..kit import Kit
 
 PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions")
 
@@ -120,6 +123,8 @@ def messages(messages: list[dict], system: str | None = None) -> list[dict]:
 
 class OpenAI(Provider):
     name = "openai"
+    upstream = "https://api.openai.com"
+    key_vars = ("OPENAI_API_KEY",)
     wire = wire
     chat_api = "chat"
     tool_call_prefix = "call_"
@@ -240,7 +245,7 @@ class OpenAI(Provider):
     sdk_stream_events = staticmethod(chat_events)
     sdk_stream_events_async = staticmethod(chat_events_async)
 
-    def structured(self, kit: Any, schema: type, messages_: list[dict], system: str | None, model: str,
+    def structured(self, kit: Kit, schema: type, messages_: list[dict], system: str | None, model: str,
                    max_tokens: int) -> tuple[str, Any, Any]:
         from llmkit.structured import strict_schema
 
@@ -252,11 +257,11 @@ class OpenAI(Provider):
         c = collect(response_events(response))
         return c.text, None, c
 
-    def ping(self, kit: Any, model: str, text: str) -> str:
+    def ping(self, kit: Kit, model: str, text: str) -> str:
         return self.client(kit).chat.completions.create(
             model=model, messages=[{"role": "user", "content": text}]).choices[0].message.content
 
-    def stream_texts(self, kit: Any, model: str, text: str) -> Iterator[str]:
+    def stream_texts(self, kit: Kit, model: str, text: str) -> Iterator[str]:
         for chunk in self.client(kit).chat.completions.create(
                 model=model, messages=[{"role": "user", "content": text}], stream=True):
             if chunk.choices and chunk.choices[0].delta.content:

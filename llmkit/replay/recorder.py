@@ -89,6 +89,19 @@ class Recorder:
                       fault: Any = None, observe: Any = None) -> RecordedResponse | None:
         """Forward one request upstream, pass the answer through, append it to the cassette.
         ``observe(status, body, stream)`` is told what came back before the client sees the end."""
+        import httpx2
+
+        try:
+            return await self._forward(request, headers, raw, send, observe)
+        except httpx2.HTTPError as e:  # the provider could not be reached, or broke off its answer
+            self.errors.append(CassetteError(
+                f"record mode did not store {request.label()}: the provider's answer failed ({type(e).__name__}: "
+                f"{scrub_text(str(e), self.secrets)}). Nothing was written for this call; run it again to "
+                "record it."))
+            raise
+
+    async def _forward(self, request: RecordedRequest, headers: dict[str, str], raw: bytes, send: Send,
+                       observe: Any) -> RecordedResponse | None:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         base = self.upstreams[request.provider]

@@ -14,12 +14,16 @@ reader could reassemble, not just each field on its own:
   JSON string field joined across events (a key streamed a few characters per delta).
 
 A finding names the interaction and field and how the secret was encoded, never the secret itself.
+Two look-alikes are passed over, so real traffic is not flagged: a key-shaped token inside a long run
+of base64 (an image, a thought signature; that data is scanned decoded instead) and an ``sk-`` token
+with neither digit nor capital letter (prose such as "task-specific-fine-tuning").
 """
 
 from __future__ import annotations
 
 import binascii
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -239,7 +243,9 @@ class SecretScanner:
             return self.scan_value(doc, "", blobs)
         found = self.scan_value({k: v for k, v in doc.items() if k != "interactions"}, "", blobs)
         for i, item in enumerate(doc["interactions"]):
-            found = found or self.scan_interaction(item, f"interactions[{i}]", blobs)
+            if found:
+                break
+            found = self.scan_interaction(item, f"interactions[{i}]", blobs)
         return found
 
     def scan_cassette_file(self, path: str | Path) -> SecretFinding | None:
@@ -256,8 +262,6 @@ class SecretScanner:
 
 def configured_keys() -> list[str]:
     """The provider keys set in the environment (``OPENAI_API_KEY``, ...), to look for by value."""
-    import os
-
     from ..models import KEY_VARS
 
     return [os.environ[v] for names in KEY_VARS.values() for v in names if os.environ.get(v)]

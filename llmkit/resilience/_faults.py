@@ -20,8 +20,6 @@ from typing import Any
 
 from ._taxonomy import ErrorKind
 
-PROVIDERS = ("openai", "anthropic", "gemini")
-
 
 class FaultKind(StrEnum):
     """Faults a provider (or the network between) can throw at a request (lesson 8)."""
@@ -97,25 +95,11 @@ def split_text(text: str) -> list[str]:
     return re.findall(r"\S+\s*|\s+", text) or [""]
 
 
-def stream_frames(provider: str, chunks: list[str], *, model: str = "test-model") -> list[bytes]:
-    """Server-sent-event frames streaming ``chunks``; ``len(chunks)`` text frames, in order.
-
-    Returns ``[*head, *text_frames, *tail]`` as one list; ``stream_parts`` splits it.
-    """
-    head, texts, tail = stream_parts(provider, chunks, model=model)
-    return head + texts + tail
-
-
 def stream_parts(
     provider: str, chunks: list[str], *, model: str = "test-model"
 ) -> tuple[list[bytes], list[bytes], list[bytes]]:
     """The frames before the text, one frame per text chunk, and the frames after."""
     return _provider(provider).scripted_stream(chunks, model)
-
-
-def anthropic_error_event(fault: FaultKind) -> bytes:
-    """Anthropic's in-stream ``event: error`` frame for ``fault``."""
-    return (_provider("anthropic").fault_event(fault) or "").encode()
 
 
 def _provider(name: str) -> Any:

@@ -53,11 +53,6 @@ TRANSIENT_KINDS = frozenset(
     }
 )
 
-_KEY_VARS = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "gemini": "GEMINI_API_KEY",
-}
 
 _ADVICE = {
     ErrorKind.RATE_LIMITED: "slow down: wait the suggested delay, lower the request rate "
@@ -102,7 +97,10 @@ class ClassifiedError:
     @property
     def advice(self) -> str:
         """What to do next, in one sentence."""
-        key = _KEY_VARS.get(self.provider or "", "the provider's API key variable")
+        from .. import providers
+
+        known = self.provider in providers.names()
+        key = providers.get(self.provider).key_vars[0] if known else "the provider's API key variable"
         return _ADVICE[self.kind].format(key=key)
 
     def __str__(self) -> str:

@@ -278,7 +278,8 @@ async def _aclose(stream: Any) -> None:
         await close()
 
 
-def create_app(kit_or_upstream: Any, *, buffer: EventBuffer | None = None, allowed_origins: list[str] | tuple = (),
+def create_app(kit_or_upstream: "Kit | Upstream", *, buffer: EventBuffer | None = None,
+               allowed_origins: list[str] | tuple = (),
                allowed_hosts: list[str] | tuple | None = None, ping_s: float = 15.0, max_body_bytes: int = 256_000,
                max_json_depth: int = 32, retry_policy: Any = None, cancel_grace_s: float = 30.0,
                max_streams: int = 1000, static: bool = True, upstream_via: str = "wire") -> Any:
