@@ -15,6 +15,7 @@ TORCH_INDEX_URL ?=
 JUPYTER_IP    ?= 127.0.0.1
 JUPYTER_PORT  ?= 8888
 JUPYTER_TOKEN ?=
+export JUPYTER_TOKEN  # Jupyter reads it from the environment: the token never shows on a command line
 LAB_ARGS      ?=
 # JupyterLab settings the lessons need (no news pop-up over lesson 0), installed into the venv, not into $$HOME.
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
@@ -51,8 +52,7 @@ lab: $(STAMP) $(LAB_OVERRIDES)
 	@echo "$(if $(AS_ROOT),Running as root: passing --allow-root to Jupyter (normal in a container).,Running as $$(id -un).)"
 	@echo "$(if $(JUPYTER_TOKEN),Token: from JUPYTER_TOKEN.,Token: Jupyter prints the URL with its token below.) Stop it with Ctrl-C."
 	cd notebooks && LLMKIT_MODE=$${LLMKIT_MODE:-replay} $(abspath $(VENV))/bin/jupyter lab --ip=$(JUPYTER_IP) \
-	  --port=$(JUPYTER_PORT) $(if $(AS_ROOT),--allow-root) $(if $(JUPYTER_TOKEN),--IdentityProvider.token=$(JUPYTER_TOKEN)) \
-	  $(LAB_ARGS)
+	  --port=$(JUPYTER_PORT) $(if $(AS_ROOT),--allow-root) $(LAB_ARGS)
 
 # A static HTML site of every lesson from its saved outputs (nothing is re-executed): $(BOOK_DIR)/html/index.html
 book: $(STAMP)

@@ -99,7 +99,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_doctor(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("doctor", help="check Python, packages, the model, widgets, keys and the replay server")
+    p = sub.add_parser("doctor", help="check Python, packages, keys, the replay server, PyTorch, system packages, "
+                       "disk and the make commands")
     p.set_defaults(func=_doctor)
 
 
@@ -108,7 +109,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cassette", required=True, help="the llmkit cassette (JSON) to serve")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--speed", type=float, default=1.0,
-                   help="pacing: 0 = instant, 1 = as recorded (default), 2 = twice the recorded time")
+                   help="speed: 0 = instant, 1 = as recorded (default), 2 = twice as fast, 0.5 = half as fast")
     p.add_argument("--play-log", metavar="LOG", help="on exit, write which interactions were played here")
     p.add_argument("--quiet", action="store_true", help="do not print a line per request")
     p.set_defaults(func=_serve)

@@ -1,9 +1,10 @@
 """``llmkit doctor``: check the environment the lessons need and say what to fix.
 
 Introduced in lesson 10 (10_benchmarks). Each check returns a :class:`Check` with what was found and,
-when something is wrong, the command or setting that fixes it. Keys are reported as present or
+when something is wrong, the one command or setting that fixes it. Keys are reported as present or
 absent, never printed. A missing key is not an error (replay mode needs none); a wrong package
-version, a missing model or a replay server that does not answer is.
+version, a missing model or a replay server that does not answer is. The machine checks (user,
+PyTorch build, system packages, disk, the README's two commands) live in :mod:`llmkit.doctor_system`.
 """
 
 from __future__ import annotations
@@ -153,8 +154,14 @@ def check_replay_server() -> Check:
         server.stop()
 
 
+def _machine_checks() -> list[Check]:
+    from . import doctor_system
+
+    return doctor_system.machine_checks()
+
+
 CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (check_python, check_packages, check_model, check_widgets,
-                                                         check_keys, check_replay_server)
+                                                         check_keys, check_replay_server, _machine_checks)
 
 
 def diagnose() -> list[Check]:

@@ -4,15 +4,16 @@
     ├── ConfigError              a mode, key, path or option is wrong (also a ValueError)
     ├── NetworkBlockedError      replay mode tried to reach a host other than loopback (also a ConnectionError)
     ├── CassetteError            a cassette file is missing, malformed or inconsistent
-    │   └── CassetteMiss         no recorded request matches; names the closest one and shows a diff
+    │   ├── CassetteMiss         no recorded request matches; names the closest one and shows a diff
+    │   └── ScriptedReplyRejected a script's reply breaks its request's schema, tools, tool_choice or max_tokens
     ├── SecretLeakError          a secret survived scrubbing; the cassette was not written
     ├── ReplayServerError        the replay server's own signals (internal; never reach a lesson)
     │   ├── ClientGone           the client disconnected while the server was still sending
     │   └── DroppedConnection    an injected fault: cut the connection mid-body
     ├── ToolArgumentError        a model's tool arguments are not usable JSON for the schema (lesson 3)
     ├── StructuredOutputFailed   a reply did not fit the schema, even after a repair round (lesson 4)
-    ├── BudgetError              a request cannot fit the token budget (lesson 5; also a ValueError)
-    ├── ImageError               an image cannot be sent as it is (lesson 6; also a ValueError)
+    ├── BudgetError              a request cannot fit the token budget (lesson 6; also a ValueError)
+    ├── ImageError               an image cannot be sent as it is (lesson 5; also a ValueError)
     ├── MemorySystemError        llmkit.memory (lesson 7)
     │   ├── MemoryDatabaseError  the SQLite file is corrupt, foreign or too new
     │   ├── MemoryTimestampError a timestamp outside UTC years 1970..9999 (also a ValueError)
@@ -71,6 +72,11 @@ class CassetteMiss(CassetteError):
         super().__init__(message)
         self.closest = closest
         self.diff = diff or []
+
+
+class ScriptedReplyRejected(CassetteError):
+    """A scripted reply the real API could not send for its request (a strict schema, an undeclared tool,
+    ``tool_choice`` or ``max_tokens`` broken); the message names the request, the constraint and the fix."""
 
 
 class SecretLeakError(LlmkitError):
@@ -272,6 +278,7 @@ __all__ = [
     "RelayError",
     "ReplayServerError",
     "ResilienceError",
+    "ScriptedReplyRejected",
     "SecretLeakError",
     "StreamErrorEvent",
     "StreamInterrupted",

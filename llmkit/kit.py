@@ -66,7 +66,7 @@ def _env_speed(default: float) -> float:
         return float(raw)
     except ValueError:
         raise ConfigError(f"LLMKIT_SPEED={raw!r} is not a number; use 0 (instant), 1 (as recorded) "
-                          "or any factor.") from None
+                          "or any speed factor (2 = twice as fast).") from None
 
 
 class Kit:
@@ -324,7 +324,7 @@ class Kit:
     # --- replay controls --------------------------------------------------------------------------------
     @property
     def speed(self) -> float:
-        """Replay pacing: 0 = instant, 1 = the recorded timing, any factor in between or beyond."""
+        """Replay speed: 0 = instant, 1 = the recorded timing, 2 = twice as fast, 0.5 = half as fast."""
         return self.app.speed if self.app is not None else 1.0
 
     @speed.setter

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,15 @@ class ImageLimits:
     fit_box: int | None  # the image is scaled to fit this square first
     short_side: int | None  # ... then its short side to at most this
     long_edge: int | None  # ... or its long edge to at most this (the recommended size)
+    max_patches: int | None = None  # patch models: shrunk until it covers at most this many patches
+    patch_px: int = 32  # ... of this many pixels square
 
 
 MB = 1024 * 1024
 
-#: What each provider documents about image input (the figures and their sources are in each
-#: ``llmkit.providers`` module's ``image_limits``).
+#: What each provider documents about image input for the kit's model (``llmkit.models.MODELS``); the
+#: figures and their sources are in each ``llmkit.providers`` module. Another model's rule (OpenAI has
+#: two families): :func:`limits`.
 LIMITS: dict[str, ImageLimits] = {p: providers.get(p).image_limits for p in providers.names()}
 
 # Pillow refuses images above ~179 megapixels as possible decompression bombs; we refuse earlier.
@@ -111,9 +115,30 @@ def image_size(image: dict | bytes) -> tuple[int, int]:
 
 
 # --- fitting to a provider -------------------------------------------------------------------------
-def target_size(width: int, height: int, provider: str) -> tuple[int, int]:
-    """The size ``provider`` would work at (its documented scaling), never larger than the original."""
-    lim = _limits(provider)
+def limits(provider: str, model: str | None = None) -> ImageLimits:
+    """The image rule for ``model`` at ``provider`` (the kit's model when None). Introduced in lesson 5
+    (05_multimodal): OpenAI's gpt-4.1-mini counts 32 px patches while gpt-4o tiles, for example."""
+    return _limits(provider, model)
+
+
+def patch_fit(width: int, height: int, max_patches: int, patch: int = 32) -> tuple[int, int]:
+    """The size a patch model works at: unchanged if it covers at most ``max_patches`` patches, else
+    shrunk to that area (aspect kept) and then to a whole number of patches, as OpenAI documents it.
+    Introduced in lesson 5 (05_multimodal)."""
+    if math.ceil(width / patch) * math.ceil(height / patch) <= max_patches:
+        return width, height
+    scale = math.sqrt(patch * patch * max_patches / (width * height))
+    scale *= min(math.floor(width * scale / patch) / (width * scale / patch),
+                 math.floor(height * scale / patch) / (height * scale / patch))
+    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+
+
+def target_size(width: int, height: int, provider: str, model: str | None = None) -> tuple[int, int]:
+    """The size ``provider`` (for ``model``; the kit's model when None) works at, by its documented
+    scaling; never larger than the original."""
+    lim = _limits(provider, model)
+    if lim.max_patches:
+        return patch_fit(width, height, lim.max_patches, lim.patch_px)
     scale = 1.0
     if lim.fit_box:
         scale = min(scale, lim.fit_box / max(width, height))
@@ -126,11 +151,12 @@ def target_size(width: int, height: int, provider: str) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _limits(provider: str) -> ImageLimits:
+def _limits(provider: str, model: str | None = None) -> ImageLimits:
     try:
-        return LIMITS[provider]
+        default = LIMITS[provider]
     except KeyError:
         raise ImageError(f"unknown provider {provider!r}; choose one of {', '.join(LIMITS)}.") from None
+    return default if model is None else providers.get(provider).image_limits_for(model)
 
 
 def _encode(img: Any, media_type: str) -> bytes:
@@ -144,18 +170,19 @@ def _encode(img: Any, media_type: str) -> bytes:
     return buf.getvalue()
 
 
-def fit_image(data: bytes, provider: str, *, resize: bool = True) -> tuple[bytes, str]:
-    """Bytes and media type ready for ``provider``: downscaled to its documented size, in a format it
-    accepts (a GIF becomes a PNG for Gemini), under its size limit. With ``resize=False`` an image that
-    does not fit raises :class:`ImageError` instead of being changed."""
-    lim = _limits(provider)
+def fit_image(data: bytes, provider: str, *, model: str | None = None, resize: bool = True) -> tuple[bytes, str]:
+    """Bytes and media type ready for ``provider`` (and ``model``; the kit's model when None): downscaled to
+    the size the model works at, in a format it accepts (a GIF becomes a PNG for Gemini), under its size
+    limit. With ``resize=False`` an image that does not fit raises :class:`ImageError` instead of being
+    changed."""
+    lim = _limits(provider, model)
     media = sniff_media_type(data)
     img = _open(data)
     w, h = img.size
     if lim.max_edge and max(w, h) > lim.max_edge and not resize:
         raise ImageError(f"{w}x{h} px exceeds {provider}'s {lim.max_edge} px limit per side; pass resize=True "
                          "or downscale it.")
-    tw, th = target_size(w, h, provider)
+    tw, th = target_size(w, h, provider, model)
     if media not in lim.formats:
         if not resize:
             raise ImageError(f"{provider} does not accept {media}; accepted: {', '.join(sorted(lim.formats))}. "
@@ -180,18 +207,19 @@ def fit_image(data: bytes, provider: str, *, resize: bool = True) -> tuple[bytes
                      "send a smaller or JPEG-compressed image.")
 
 
-def image_part(source: Any, provider: str | None = None, *, resize: bool = True) -> dict:
+def image_part(source: Any, provider: str | None = None, *, model: str | None = None,
+               resize: bool = True) -> dict:
     """A neutral image part ``{"type": "image", "data": bytes, "media_type": ...}`` (lesson 5).
 
-    With ``provider`` the image is fitted to that provider's limits (see :func:`fit_image`); without,
-    it is only sniffed and checked, and sent as is.
+    With ``provider`` the image is fitted to the limits of that provider's ``model`` (the kit's model
+    when None; see :func:`fit_image`); without, it is only sniffed and checked, and sent as is.
     """
     data = to_bytes(source)
     if provider is None:
         media = sniff_media_type(data)
         _open(data)
     else:
-        data, media = fit_image(data, provider, resize=resize)
+        data, media = fit_image(data, provider, model=model, resize=resize)
     return {"type": "image", "data": data, "media_type": media}
 
 
@@ -233,8 +261,9 @@ def estimate_image_tokens(width: int, height: int, provider: str, model: str = "
     """The provider's documented image-token formula (lesson 5), for comparison with ``kit.usage``.
 
     - Anthropic: tokens ≈ width × height / 750 after scaling the long edge to 1568 px.
-    - OpenAI gpt-4.1-mini / gpt-4.1-nano / o4-mini: 32 px patches (at most 1536), × 1.62 for 4.1-mini;
-      other models (gpt-4o, gpt-4.1): 85 + 170 per 512 px tile after the 2048 / 768 scaling.
+    - OpenAI gpt-4.1-mini / gpt-4.1-nano / o4-mini: 32 px patches (at most 1536, the image shrunk to fit),
+      × 1.62 for 4.1-mini; other models (gpt-4o, gpt-4.1): 85 + 170 per 512 px tile after the 2048 / 768
+      scaling. ``model=""`` means the kit's model.
     - Gemini 2.x: 258 tokens if both sides ≤ 384 px, else 258 per 768×768 tile.
     """
     _limits(provider)  # an unknown provider raises ImageError
@@ -243,7 +272,8 @@ def estimate_image_tokens(width: int, height: int, provider: str, model: str = "
 
 __all__ = [
     "GIF", "JPEG", "LIMITS", "PNG", "WEBP", "ImageError", "ImageLimits", "anthropic_part", "data_url",
-    "estimate_image_tokens", "fit_image", "gemini_part", "image_part", "image_size", "openai_chat_part",
-    "openai_responses_part", "sniff_media_type", "target_size", "text_part", "to_bytes",
+    "estimate_image_tokens", "fit_image", "gemini_part", "image_part", "image_size", "limits",
+    "openai_chat_part", "openai_responses_part", "patch_fit", "sniff_media_type", "target_size", "text_part",
+    "to_bytes",
 ]
 

@@ -50,7 +50,8 @@ def main() -> int:
     for path in args.notebooks:
         path = path.resolve()
         if args.script:
-            script = path.parent / "cassettes" / "scripts" / f"{path.stem}.py"
+            name = f"{path.stem}_solutions" if path.parent.name == "solutions" else path.stem
+            script = ROOT / "notebooks" / "cassettes" / "scripts" / f"{name}.py"
             if not script.exists():
                 print(f"{path.name}: no script at {script}", file=sys.stderr)
                 return 2

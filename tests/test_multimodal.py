@@ -12,6 +12,8 @@ from pathlib import Path
 
 import anthropic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from llmkit import chat
@@ -77,11 +79,54 @@ def test_pil_image_and_matplotlib_figure_become_png() -> None:
 def test_each_provider_gets_its_documented_size() -> None:
     big = encoded((3200, 2000), "PNG")
     sizes = {p: mm.image_size(mm.image_part(big, p)) for p in ("openai", "anthropic", "gemini")}
+    sizes["gpt-4o"] = mm.image_size(mm.image_part(big, "openai", model="gpt-4o"))
     assert max(sizes["anthropic"]) == 1568  # long edge 1568
-    assert max(sizes["openai"]) <= 2048 and min(sizes["openai"]) == 768  # 2048 box, then short side 768
+    assert max(sizes["gpt-4o"]) <= 2048 and min(sizes["gpt-4o"]) == 768  # tile model: 2048 box, short side 768
+    w, h = sizes["openai"]  # the kit's gpt-4.1-mini, a patch model: at most 1536 patches of 32 px
+    assert 1400 < -(-w // 32) * -(-h // 32) <= 1536
     assert sizes["gemini"] == (3200, 2000)  # Gemini tiles instead; it documents no pixel limit
     for w, h in sizes.values():
         assert abs(w / h - 3200 / 2000) < 0.01  # aspect ratio kept
+
+
+def patches(size: tuple[int, int]) -> int:
+    return -(-size[0] // 32) * -(-size[1] // 32)
+
+
+def test_patch_rule_follows_openais_worked_example() -> None:
+    # platform.openai.com/docs/guides/images-vision: 1800x2400 is 57x75 = 4275 patches, over the 1536 cap;
+    # shrink by sqrt(1536·32²/(1800·2400)), then to whole patches: 33 x 44 = 1452 patches
+    assert patches(mm.patch_fit(1800, 2400, 1536)) == 1452
+    assert mm.patch_fit(1024, 1024, 1536) == (1024, 1024)  # 1024 patches: under the cap, untouched
+    assert mm.estimate_image_tokens(1024, 1024, "openai", "gpt-4.1-mini") == -(-1024 * 162 // 100)
+
+
+@given(st.integers(32, 6000), st.integers(32, 6000))
+@settings(max_examples=200, deadline=None)
+def test_patch_fit_never_exceeds_the_cap_and_keeps_the_shape(width: int, height: int) -> None:
+    w, h = mm.patch_fit(width, height, 1536)
+    assert patches((w, h)) <= 1536 and w <= width and h <= height
+    if (w, h) != (width, height):
+        assert abs(w / h - width / height) / (width / height) < 0.05
+        if min(w, h) >= 640:  # 20 patches or more across: whole patches cost at most 1 in 20
+            assert patches((w, h)) > 1536 * 0.9  # shrunk to the cap, not far below it
+
+
+def test_a_phone_screenshot_is_sent_at_the_size_gpt_4_1_mini_works_at() -> None:
+    """The bug lesson 5 had: the gpt-4o tile rule (short side 768) applied to gpt-4.1-mini sent 1032
+    patches of a 1440x2560 screenshot where the model would have looked at ~1508."""
+    shot = encoded((1440, 2560), "PNG")
+    sent = mm.image_size(mm.image_part(shot, "openai", model="gpt-4.1-mini"))
+    as_tiles = mm.image_size(mm.image_part(shot, "openai", model="gpt-4o"))
+    assert as_tiles == (768, 1365) and patches(as_tiles) == 1032
+    assert patches(sent) == patches(mm.patch_fit(1440, 2560, 1536)) > 1500
+    # what the model sees (and bills) is the same whether you downscale first or not
+    for model in ("gpt-4.1-mini", "gpt-4.1-nano", "o4-mini"):
+        assert mm.estimate_image_tokens(*sent, "openai", model) == mm.estimate_image_tokens(1440, 2560, "openai", model)
+    assert mm.estimate_image_tokens(*as_tiles, "openai", "gpt-4.1-mini") < mm.estimate_image_tokens(*sent, "openai",
+                                                                                                    "gpt-4.1-mini")
+    assert mm.limits("openai", "gpt-4o").short_side == 768 and mm.limits("openai").max_patches == 1536
+    assert mm.limits("anthropic", "claude-haiku-4-5") == mm.LIMITS["anthropic"]
 
 
 def test_small_images_are_sent_untouched() -> None:

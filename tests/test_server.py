@@ -463,3 +463,78 @@ def test_redis_resume_and_cancel_through_a_second_server_process(redis_url, kit_
         b.wait(timeout=10)
         app_a.state.relay.shutdown()
         a.stop()
+
+
+# --- Redis under many streams ----------------------------------------------------------------------------
+async def _read_all(client: httpx.AsyncClient, payload: dict) -> str:
+    r = await client.post("/api/streams", json=payload)
+    assert r.status_code == 201, r.text
+    info = r.json()
+    text, event = [], None
+    async with client.stream("GET", info["events_url"], headers={"authorization": f"Bearer {info['token']}"}) as resp:
+        async for line in resp.aiter_lines():
+            if line.startswith("event:"):
+                event = line[7:]
+            elif line.startswith("data:") and event == "delta":
+                text.append(json.loads(line[6:])["text"])
+            elif line.startswith("data:") and event in ("done", "error", "cancelled"):
+                assert event == "done", line
+                return "".join(text)
+    raise AssertionError("the stream ended without a terminal event")
+
+
+def test_redis_cold_start_with_simultaneous_first_posts_subscribes_once(redis_url, kit_factory):
+    import redis as sync_redis
+
+    prefix = f"cold{time.monotonic_ns()}"
+    app = create_app(kit_factory(), buffer=RedisStreamBuffer(redis_url, prefix=prefix))
+    thread = ServerThread(app).start()
+
+    async def burst() -> list[str]:
+        async with httpx.AsyncClient(base_url=thread.url, timeout=30) as client:
+            return await asyncio.gather(*(_read_all(client, body("resume")) for _ in range(30)))
+
+    try:
+        texts = asyncio.run(burst())
+        subscribers = dict(sync_redis.Redis.from_url(redis_url).pubsub_numsub(f"{prefix}:cancel"))
+    finally:
+        app.state.relay.shutdown()
+        thread.stop()
+    assert texts == [ANSWERS["resume"]] * 30
+    assert subscribers[f"{prefix}:cancel".encode()] == 1, "one cancel listener per process, not one per first POST"
+
+
+def test_redis_serves_more_streams_than_its_pool_has_connections(redis_url):
+    import redis as sync_redis
+
+    async def words(_request):
+        for i in range(20):
+            await asyncio.sleep(0.02)
+            yield f"w{i} "
+
+    expected = "".join(f"w{i} " for i in range(20))
+    pool = 8
+    app = create_app(words, buffer=RedisStreamBuffer(redis_url, prefix=f"pool{time.monotonic_ns()}",
+                                                     max_connections=pool))
+    thread = ServerThread(app).start()
+    probe = sync_redis.Redis.from_url(redis_url)
+    baseline = probe.info("clients")["connected_clients"]
+    peak = 0
+
+    async def run() -> list[str]:
+        nonlocal peak
+        async with httpx.AsyncClient(base_url=thread.url, timeout=30,
+                                     limits=httpx.Limits(max_connections=300)) as client:
+            readers = asyncio.gather(*(_read_all(client, body("long")) for _ in range(150)))
+            while not readers.done():
+                peak = max(peak, await asyncio.to_thread(lambda: probe.info("clients")["connected_clients"]))
+                await asyncio.sleep(0.05)
+            return await readers
+
+    try:
+        texts = asyncio.run(run())
+    finally:
+        app.state.relay.shutdown()
+        thread.stop()
+    assert texts == [expected] * 150, "every reader got the whole text: no producer died for want of a connection"
+    assert peak - baseline <= pool + 1, f"{peak - baseline} connections to Redis for a pool of {pool}"

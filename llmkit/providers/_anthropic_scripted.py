@@ -17,6 +17,7 @@ from llmkit.providers._scripted import (
     finish_of,
     ids,
     loose_json,
+    pieces,
     response,
     text_pieces,
     usage_of,
@@ -29,9 +30,13 @@ def messages(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
     """A ``message`` (or its stream) answering ``reply``; the frames for a stream."""
     mid = "msg_01" + ids(seed)[:22]
     inp, out = usage_of(req, reply)
-    stop = _STOP.get(finish_of(reply), finish_of(reply))
+    refusal = getattr(reply, "refusal", None)
+    # A refusal: Claude's streaming classifier stops the message with stop_reason "refusal"
+    stop = "refusal" if refusal else _STOP.get(finish_of(reply), finish_of(reply))
     blocks: list[dict] = []
-    if reply.text or getattr(reply, "chunks", None):
+    if refusal:
+        blocks.append({"type": "text", "text": refusal})
+    elif reply.text or getattr(reply, "chunks", None):
         blocks.append({"type": "text", "text": reply.text})
     for i, tc in enumerate(reply.tool_calls):
         args = tc.arguments if isinstance(tc.arguments, dict) else loose_json(tc.arguments)
@@ -62,7 +67,7 @@ def messages(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
             emit("content_block_start", clock.next(0), {"index": idx, "content_block": {"type": "text", "text": ""}})
             if idx == 0:
                 emit("ping", clock.next(0), {})
-            for piece in text_pieces(reply):
+            for piece in pieces(refusal) if refusal else text_pieces(reply):
                 delta = {"type": "text_delta", "text": piece}
                 emit("content_block_delta", clock.next(), {"index": idx, "delta": delta}, text=True)
         else:
@@ -79,3 +84,27 @@ def messages(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
     emit("message_stop", clock.next(0), {})
     headers["content-type"] = "text/event-stream; charset=utf-8"
     return response(200, headers, stream=frames.frames, headers_ms=clock.headers_ms), frames
+
+
+def constraints(api: str, body: dict) -> Any:
+    """What a Messages request forbids its reply (lesson 4, 04_structured_output).
+
+    Structured outputs (``output_config.format``, what ``messages.parse(output_format=...)`` sends, or the
+    older ``output_format``), strict tools (``strict: true``), ``tool_choice`` and ``max_tokens``.
+    """
+    from llmkit.replay.scripted import Constraints
+
+    c = Constraints(truncated_name='stop_reason "max_tokens"', max_tokens=body.get("max_tokens"))
+    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format") or {}
+    if fmt.get("type") == "json_schema":
+        c.schema, c.schema_name = fmt.get("schema") or {}, "output_config.format json_schema"
+    for tool in body.get("tools") or []:
+        if tool.get("name") and "input_schema" in tool:
+            c.tools[tool["name"]] = tool["input_schema"] if tool.get("strict") else None
+    choice = body.get("tool_choice") or {}
+    kind = choice.get("type")
+    if kind == "none":
+        c.choice = "none"
+    elif kind in ("any", "tool"):
+        c.choice, c.forced = "required", choice.get("name") if kind == "tool" else None
+    return c

@@ -247,6 +247,10 @@ class Provider(ABC):
     # --- images --------------------------------------------------------------------------------------
     image_limits: Any = None
 
+    def image_limits_for(self, model: str) -> Any:
+        """The image rule for ``model`` (lesson 5); one rule for every model unless a provider overrides."""
+        return self.image_limits
+
     @abstractmethod
     def image_tokens(self, width: int, height: int, model: str = "") -> int:
         """The provider's documented image-token formula."""

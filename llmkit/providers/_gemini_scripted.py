@@ -12,6 +12,13 @@ from typing import Any
 from llmkit.providers._scripted import Clock, Frames, finish_of, ids, loose_json, response, text_pieces, usage_of
 
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "content_filter": "SAFETY"}
+# A blocked answer's ratings, in the shape of a real SAFETY response (the blocking category says blocked)
+_SAFETY_RATINGS = [
+    {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "LOW", "blocked": True},
+    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "NEGLIGIBLE"},
+]
 
 
 def generate(req: Any, reply: Any, seed: str, kind: str) -> tuple[Any, Frames]:
@@ -30,6 +37,11 @@ def generate(req: Any, reply: Any, seed: str, kind: str) -> tuple[Any, Frames]:
                 "promptTokensDetails": [{"modality": "TEXT", "tokenCount": inp}]}
 
     def chunk(parts: list[dict], finish_reason: str | None, out_tokens: int) -> dict:
+        if finish_reason == "SAFETY" and not parts:  # blocked: empty content, the blocking category flagged
+            return {"candidates": [{"content": {}, "finishReason": "SAFETY", "index": 0,
+                                    "safetyRatings": _SAFETY_RATINGS}],
+                    "usageMetadata": {k: v for k, v in usage(0).items() if k != "candidatesTokenCount"},
+                    "modelVersion": model, "responseId": rid}
         cand: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
         if finish_reason:
             cand["finishReason"] = finish_reason
@@ -56,7 +68,7 @@ def generate(req: Any, reply: Any, seed: str, kind: str) -> tuple[Any, Frames]:
     if call_parts:
         bodies.append((clock.next(), chunk(call_parts, finish, out), False))
     if not bodies:
-        bodies.append((clock.next(), chunk([{"text": ""}], finish, out), False))
+        bodies.append((clock.next(), chunk([] if finish == "SAFETY" else [{"text": ""}], finish, out), False))
     for i, (t, b, is_text) in enumerate(bodies):
         if kind == "sse":
             raw = f"data: {json.dumps(b, separators=(',', ':'))}\r\n\r\n"
@@ -66,3 +78,49 @@ def generate(req: Any, reply: Any, seed: str, kind: str) -> tuple[Any, Frames]:
     if kind == "sse":
         headers["content-type"] = "text/event-stream"
     return response(200, headers, stream=frames.frames, headers_ms=clock.headers_ms), frames
+
+
+def _json_schema(schema: Any) -> Any:
+    """Gemini's OpenAPI-style ``response_schema`` (``type: "OBJECT"``, ``nullable``) as JSON Schema."""
+    if isinstance(schema, list):
+        return [_json_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _json_schema(v) for k, v in schema.items() if k not in ("nullable", "propertyOrdering")}
+    if isinstance(out.get("type"), str):
+        out["type"] = out["type"].lower()
+        if schema.get("nullable"):
+            out["type"] = [out["type"], "null"]
+    if "anyOf" in out and schema.get("nullable"):
+        out["anyOf"] = [*out["anyOf"], {"type": "null"}]
+    return out
+
+
+def constraints(api: str, body: dict) -> Any:
+    """What a ``generateContent`` request forbids its reply (lesson 4, 04_structured_output).
+
+    ``responseJsonSchema`` / ``responseSchema`` with a JSON MIME type (Gemini constrains decoding to it),
+    declared functions, ``toolConfig.functionCallingConfig.mode`` and ``maxOutputTokens``.
+    """
+    from llmkit.replay.scripted import Constraints
+
+    config = body.get("generationConfig") or {}
+    c = Constraints(truncated_name='finishReason "MAX_TOKENS"', max_tokens_name="maxOutputTokens",
+                    max_tokens=config.get("maxOutputTokens"), choice_name="functionCallingConfig.mode")
+    if config.get("responseMimeType") == "application/json":
+        if config.get("responseJsonSchema") is not None:
+            c.schema, c.schema_name = config["responseJsonSchema"], "responseJsonSchema"
+        elif config.get("responseSchema") is not None:
+            c.schema, c.schema_name = _json_schema(config["responseSchema"]), "responseSchema"
+    for tool in body.get("tools") or []:
+        for fn in tool.get("functionDeclarations") or []:
+            if fn.get("name"):
+                c.tools[fn["name"]] = None  # declared; Gemini does not promise schema-exact arguments
+    calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    mode = calling.get("mode")
+    if mode == "NONE":
+        c.choice = "none"
+    elif mode == "ANY":
+        allowed = calling.get("allowedFunctionNames") or []
+        c.choice, c.forced = "required", allowed[0] if len(allowed) == 1 else None
+    return c

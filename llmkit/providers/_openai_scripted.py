@@ -16,6 +16,7 @@ from llmkit.providers._scripted import (
     arg_pieces,
     finish_of,
     ids,
+    pieces,
     response,
     text_pieces,
     usage_of,
@@ -46,7 +47,8 @@ def chat(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
     frames = Frames()
     clock = Clock(reply, seed)
     if not req.stream:
-        message: dict[str, Any] = {"role": "assistant", "content": reply.text or None, "refusal": None,
+        refusal = getattr(reply, "refusal", None)
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text or None, "refusal": refusal,
                                    "annotations": []}
         if calls:
             message["tool_calls"] = calls
@@ -66,6 +68,9 @@ def chat(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
     frames.add(clock.next(), chunk({"role": "assistant", "content": "", "refusal": None}))
     for piece in text_pieces(reply):
         frames.add(clock.next(), chunk({"content": piece}), text=True)
+    if getattr(reply, "refusal", None):  # a refusal streams in its own delta field
+        for piece in pieces(reply.refusal):
+            frames.add(clock.next(), chunk({"refusal": piece}))
     for i, call in enumerate(calls):
         head = {"index": i, "id": call["id"], "type": "function",
                 "function": {"name": call["function"]["name"], "arguments": ""}}
@@ -82,6 +87,36 @@ def chat(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
     return response(200, headers, stream=frames.frames, headers_ms=clock.headers_ms), frames
 
 
+def _echo_tool(tool: dict) -> dict:
+    """A request's tool as the Responses API echoes it: a function tool is strict unless ``strict: false``.
+
+    Real responses show ``"strict": true`` and ``"additionalProperties": false`` added to a tool sent
+    without ``strict`` (recorded: a request with neither, answered with both).
+    """
+    if tool.get("type") != "function":
+        return tool
+    strict = tool.get("strict") is not False
+    params = dict(tool.get("parameters") or {})
+    if strict and params.get("type") == "object":
+        params.setdefault("additionalProperties", False)
+    return {"type": "function", "description": tool.get("description"), "name": tool.get("name"),
+            "parameters": params, "strict": strict}
+
+
+def _padding(delta: str, seed: str) -> str:
+    """Stream obfuscation: alphanumeric padding that evens out the size of ``*.delta`` events."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    digest = ids(seed)
+    size = 16 - len(delta) % 16 if len(delta) % 16 else 0
+    return "".join(alphabet[int(digest[2 * i:2 * i + 2], 16) % len(alphabet)] for i in range(size))
+
+
+def _text_format(body: dict) -> dict:
+    """The ``text.format`` a response echoes: the request's own, else plain text."""
+    fmt = (body.get("text") or {}).get("format")
+    return fmt if isinstance(fmt, dict) else {"type": "text"}
+
+
 def responses(req: Any, reply: Any, seed: str) -> Any:
     """A Responses API ``response`` (or its event stream) answering ``reply``."""
     rid = "resp_" + ids(seed)[:48]
@@ -90,35 +125,53 @@ def responses(req: Any, reply: Any, seed: str) -> Any:
     usage = {"input_tokens": inp, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": out,
              "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": inp + out}
     items: list[dict] = []
-    if reply.text:
-        items.append({"id": "msg_" + ids(seed + "m")[:48], "type": "message", "status": "completed",
-                      "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": reply.text}],
-                      "role": "assistant"})
+    refusal = getattr(reply, "refusal", None)
+    cut = finish_of(reply) == "length"
+    if reply.text or refusal:
+        part = ({"type": "refusal", "refusal": refusal} if refusal else
+                {"type": "output_text", "annotations": [], "logprobs": [], "text": reply.text})
+        items.append({"id": "msg_" + ids(seed + "m")[:48], "type": "message",
+                      "status": "incomplete" if cut else "completed", "content": [part], "role": "assistant"})
     for i, tc in enumerate(reply.tool_calls):
         items.append({"id": "fc_" + ids(seed + f"f{i}")[:48], "type": "function_call", "status": "completed",
                       "arguments": tc.arguments_text(), "call_id": tc.id or "call_" + ids(seed + str(i))[:24],
                       "name": tc.name})
 
     def resp(status: str, output: list, use: Any) -> dict:
+        done = status == "completed"
         return {"id": rid, "object": "response", "created_at": CREATED, "status": status, "background": False,
-                "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
-                "max_output_tokens": body.get("max_output_tokens"), "model": req.model, "output": output,
-                "parallel_tool_calls": True, "previous_response_id": body.get("previous_response_id"),
-                "reasoning": {"effort": None, "summary": None}, "store": body.get("store", True),
-                "temperature": 1.0, "text": {"format": {"type": "text"}, "verbosity": "medium"},
-                "tool_choice": "auto", "tools": body.get("tools", []), "top_p": 1.0, "truncation": "disabled",
-                "usage": use, "user": None, "metadata": {}}
+                **({"billing": {"payer": "developer"}} if not req.stream else {}),
+                "completed_at": CREATED + 1 if done else None, "error": None, "frequency_penalty": 0.0,
+                "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+                "instructions": body.get("instructions"),
+                "max_output_tokens": body.get("max_output_tokens"), "max_tool_calls": body.get("max_tool_calls"),
+                "model": req.model, "moderation": None, "output": output,
+                "parallel_tool_calls": body.get("parallel_tool_calls", True), "presence_penalty": 0.0,
+                "previous_response_id": body.get("previous_response_id"), "prompt_cache_key": None,
+                "prompt_cache_retention": None, "reasoning": {"effort": None, "summary": None},
+                "safety_identifier": None, "service_tier": "default" if done else "auto",
+                "store": body.get("store", True), "temperature": 1.0,
+                "text": {"format": _text_format(body), "verbosity": "medium"},
+                "tool_choice": body.get("tool_choice", "auto"), "tools": [_echo_tool(t) for t in body.get("tools", [])],
+                "top_logprobs": 0, "top_p": 1.0, "truncation": "disabled", "usage": use, "user": None,
+                "metadata": {}}
 
     headers = {"content-type": "application/json", "x-request-id": "req_" + ids(seed)[:32]}
     clock = Clock(reply, seed)
+    final = "incomplete" if cut else "completed"
     if not req.stream:
-        return response(200, headers, body=resp("completed", items, usage), t_ms=clock.next(out))
+        return response(200, headers, body=resp(final, items, usage), t_ms=clock.next(out))
     seq = 0
     frames = Frames()
 
+    obfuscate = ((body.get("stream_options") or {}).get("include_obfuscation")) is not False
+
     def emit(etype: str, t: float, **data: Any) -> None:
         nonlocal seq
-        payload = {"type": etype, **data, "sequence_number": seq}
+        if obfuscate and etype.endswith(".delta"):
+            data["obfuscation"] = _padding(data["delta"], seed + str(seq))
+        # The real API writes "type" first, then the event's fields in alphabetical order.
+        payload = {"type": etype, **dict(sorted({**data, "sequence_number": seq}.items()))}
         seq += 1
         frames.add(t, f"event: {etype}\ndata: {_json(payload)}\n\n")
 
@@ -126,7 +179,20 @@ def responses(req: Any, reply: Any, seed: str) -> Any:
     emit("response.created", t, response=resp("in_progress", [], None))
     emit("response.in_progress", t, response=resp("in_progress", [], None))
     for idx, item in enumerate(items):
-        if item["type"] == "message":
+        if item["type"] == "message" and refusal:
+            emit("response.output_item.added", clock.next(0), output_index=idx,
+                 item={**item, "status": "in_progress", "content": []})
+            part = {"type": "refusal", "refusal": ""}
+            emit("response.content_part.added", clock.next(0), item_id=item["id"], output_index=idx,
+                 content_index=0, part=part)
+            for piece in pieces(refusal):
+                emit("response.refusal.delta", clock.next(), item_id=item["id"], output_index=idx,
+                     content_index=0, delta=piece)
+            emit("response.refusal.done", clock.next(0), item_id=item["id"], output_index=idx,
+                 content_index=0, refusal=refusal)
+            emit("response.content_part.done", clock.next(0), item_id=item["id"], output_index=idx,
+                 content_index=0, part={**part, "refusal": refusal})
+        elif item["type"] == "message":
             emit("response.output_item.added", clock.next(0), output_index=idx,
                  item={**item, "status": "in_progress", "content": []})
             part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
@@ -148,6 +214,46 @@ def responses(req: Any, reply: Any, seed: str) -> Any:
             emit("response.function_call_arguments.done", clock.next(0), item_id=item["id"],
                  output_index=idx, arguments=item["arguments"], name=item["name"])
         emit("response.output_item.done", clock.next(0), output_index=idx, item=item)
-    emit("response.completed", clock.next(0), response=resp("completed", items, usage))
+    emit(f"response.{final}", clock.next(0), response=resp(final, items, usage))
     headers["content-type"] = "text/event-stream; charset=utf-8"
     return response(200, headers, stream=frames.frames, headers_ms=clock.headers_ms)
+
+
+def constraints(api: str, body: dict) -> Any:
+    """What a Chat Completions or Responses request forbids its reply (lesson 4, 04_structured_output).
+
+    A strict ``json_schema`` format (Chat: ``response_format``; Responses: ``text.format``), strict function
+    tools, ``tool_choice`` and the output-token limit.
+    """
+    from llmkit.replay.scripted import Constraints
+
+    c = Constraints(truncated_name='finish_reason "length"' if api == "chat" else 'status "incomplete"')
+    if api == "chat":
+        fmt = body.get("response_format") or {}
+        spec = fmt.get("json_schema") or {}
+        if fmt.get("type") == "json_schema" and spec.get("strict"):
+            c.schema, c.schema_name = spec.get("schema") or {}, f"response_format json_schema {spec.get('name')!r}"
+        for tool in body.get("tools") or []:
+            fn = tool.get("function") or {}
+            if tool.get("type") == "function" and fn.get("name"):
+                c.tools[fn["name"]] = (fn.get("parameters") or {}) if fn.get("strict") else None
+        for key in ("max_completion_tokens", "max_tokens"):
+            if body.get(key) is not None:
+                c.max_tokens, c.max_tokens_name = body[key], key
+                break
+    else:
+        fmt = (body.get("text") or {}).get("format") or {}
+        if fmt.get("type") == "json_schema" and fmt.get("strict"):
+            c.schema, c.schema_name = fmt.get("schema") or {}, f"text.format json_schema {fmt.get('name')!r}"
+        for tool in body.get("tools") or []:  # Responses function tools are strict unless strict: false
+            if tool.get("type") == "function" and tool.get("name"):
+                echoed = _echo_tool(tool)
+                c.tools[tool["name"]] = echoed["parameters"] if echoed["strict"] else None
+        if body.get("max_output_tokens") is not None:
+            c.max_tokens, c.max_tokens_name = body["max_output_tokens"], "max_output_tokens"
+    choice = body.get("tool_choice")
+    if choice in ("none", "required"):
+        c.choice = choice
+    elif isinstance(choice, dict):
+        c.choice, c.forced = "required", (choice.get("function") or {}).get("name") or choice.get("name")
+    return c

@@ -268,31 +268,48 @@ class OpenAI(Provider):
                 yield chunk.choices[0].delta.content
 
     # --- images --------------------------------------------------------------------------------------
+    # platform.openai.com/docs/guides/images-vision ("Calculating costs"): two image rules, by model family.
+    # Patch models cut the image into 32x32 px patches; above 1536 patches the image is shrunk (aspect kept,
+    # then to whole patches) until it fits, and the patch count is multiplied by a per-model factor. Tile
+    # models fit the image in 2048x2048, scale its short side to 768 px, and bill 85 + 170 per 512 px tile.
+    PATCH_MODELS: dict[str, float] = {"gpt-4.1-mini": 1.62, "gpt-4.1-nano": 2.46, "o4-mini": 1.72}
+
+    def _patch_multiplier(self, model: str) -> float | None:
+        if not model:
+            from llmkit.models import MODELS
+
+            model = MODELS[self.name]
+        return next((m for name, m in self.PATCH_MODELS.items() if model.startswith(name)), None)
+
     @property
     def image_limits(self) -> Any:
-        # platform.openai.com/docs/guides/images-vision: PNG, JPEG, WEBP, non-animated GIF; up to 50 MB of
-        # image payload per request; "high" detail scales to fit 2048x2048, then the short side to 768 px.
+        """The image rule of the kit's OpenAI model (``llmkit.models.OPENAI_MODEL``)."""
+        return self.image_limits_for("")
+
+    def image_limits_for(self, model: str) -> Any:
+        """The image rule of ``model``'s family (lesson 5, 05_multimodal): patch or tile, see above.
+
+        Both: PNG, JPEG, WEBP, non-animated GIF; up to 50 MB of image payload per request.
+        """
         from llmkit.multimodal import GIF, JPEG, MB, PNG, WEBP, ImageLimits
 
-        return ImageLimits(frozenset({PNG, JPEG, GIF, WEBP}), max_bytes=50 * MB * 3 // 4, max_edge=None,
-                           fit_box=2048, short_side=768, long_edge=None)
+        formats, max_bytes = frozenset({PNG, JPEG, GIF, WEBP}), 50 * MB * 3 // 4
+        if self._patch_multiplier(model) is not None:
+            return ImageLimits(formats, max_bytes=max_bytes, max_edge=None, fit_box=None, short_side=None,
+                               long_edge=None, max_patches=1536, patch_px=32)
+        return ImageLimits(formats, max_bytes=max_bytes, max_edge=None, fit_box=2048, short_side=768,
+                           long_edge=None)
 
     def image_tokens(self, width: int, height: int, model: str = "") -> int:
-        """gpt-4.1-mini / gpt-4.1-nano / o4-mini: 32 px patches (at most 1536), × a per-model factor;
-        other models (gpt-4o, gpt-4.1): 85 + 170 per 512 px tile after the 2048 / 768 scaling."""
+        """Patch models (gpt-4.1-mini / gpt-4.1-nano / o4-mini): 32 px patches after the fit to 1536 patches,
+        × 1.62 / 2.46 / 1.72; tile models (gpt-4o, gpt-4.1): 85 + 170 per 512 px tile after the 2048 / 768
+        scaling. ``model=""`` means the kit's OpenAI model."""
         from llmkit.multimodal import target_size
 
-        patch_models = {"gpt-4.1-mini": 1.62, "gpt-4.1-nano": 2.46, "o4-mini": 1.72}
-        mult = next((m for name, m in patch_models.items() if model.startswith(name)), None)
+        w, h = target_size(width, height, self.name, model or None)
+        mult = self._patch_multiplier(model)
         if mult is not None:
-            patches = math.ceil(width / 32) * math.ceil(height / 32)
-            if patches > 1536:
-                shrink = math.sqrt(32 * 32 * 1536 / (width * height))
-                shrink *= min(math.floor(width * shrink / 32) / (width * shrink / 32),
-                              math.floor(height * shrink / 32) / (height * shrink / 32))
-                patches = math.ceil(width * shrink / 32 - 1e-9) * math.ceil(height * shrink / 32 - 1e-9)
-            return math.ceil(min(patches, 1536) * mult)
-        w, h = target_size(width, height, self.name)
+            return math.ceil(math.ceil(w / 32) * math.ceil(h / 32) * mult)
         return 85 + 170 * math.ceil(w / 512) * math.ceil(h / 512)
 
 

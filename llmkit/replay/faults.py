@@ -52,20 +52,15 @@ class Fault:
         return self.times is not None and self._applied >= self.times
 
     def describe(self) -> str:
-        parts = []
-        if self.status:
-            parts.append(f"HTTP {self.status}")
-            if self.retry_after is not None:
-                parts.append(f"retry-after {self.retry_after:g}s")
-            if self.retry_after_ms is not None:
-                parts.append(f"retry-after-ms {self.retry_after_ms:g}")
-        if self.latency_ms:
-            parts.append(f"+{self.latency_ms:g} ms")
-        if self.drop_after is not None:
-            parts.append(f"drop after {self.drop_after} events")
-        if self.error_after is not None:
-            parts.append(f"error event after {self.error_after} events")
-        return ", ".join(parts) or "no-op"
+        parts = [
+            (self.status, f"HTTP {self.status}"),
+            (self.status and self.retry_after is not None, f"retry-after {self.retry_after or 0:g}s"),
+            (self.status and self.retry_after_ms is not None, f"retry-after-ms {self.retry_after_ms or 0:g}"),
+            (self.latency_ms, f"+{self.latency_ms or 0:g} ms"),
+            (self.drop_after is not None, f"drop after {self.drop_after} events"),
+            (self.error_after is not None, f"error event after {self.error_after} events"),
+        ]
+        return ", ".join(text for wanted, text in parts if wanted) or "no-op"
 
 
 @dataclass

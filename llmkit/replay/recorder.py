@@ -29,8 +29,8 @@ from urllib.parse import parse_qsl
 from ..errors import CassetteError, LlmkitError, SecretLeakError
 from ..models import UPSTREAMS
 from . import providers
-from .canonical import parse_body, replace_blobs
-from .cassette import Cassette, Frame, Interaction, RecordedRequest, RecordedResponse
+from .canonical import replace_blobs
+from .cassette import Cassette, Frame, Interaction, RecordedRequest, RecordedResponse, json_or_text
 from .scrub import leak_error, scrub, scrub_headers, scrub_query, scrub_text
 from .secrets import SecretScanner, blob_loader
 
@@ -125,15 +125,17 @@ class Recorder:
                 body = await upstream.aread()
                 t_ms = (loop.time() - t0) * 1000
                 resp = RecordedResponse(upstream.status_code, resp_headers, t_ms=t_ms)
-                parsed = parse_body(body)
                 problem: LlmkitError | None = None
-                if isinstance(parsed, (dict, list)):
-                    resp.body = scrub(parsed, self.secrets)
+                try:
+                    text = body.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    problem = self._refuse_undecodable(request, e, streamed=False)
                 else:
-                    try:
-                        resp.body_text = scrub_text(body.decode("utf-8"), self.secrets)
-                    except UnicodeDecodeError as e:
-                        problem = self._refuse_undecodable(request, e, streamed=False)
+                    parsed, verbatim = json_or_text(text)  # JSON only where it replays byte-exact
+                    if verbatim is None:
+                        resp.body = scrub(parsed, self.secrets)
+                    else:
+                        resp.body_text = scrub_text(verbatim, self.secrets)
                 problem = problem or self._try_append(Interaction(stored_req, resp))
                 if problem is not None:
                     err = providers.error_body(request.provider, 400, f"llmkit record: {problem}")

@@ -20,12 +20,12 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from .. import providers
-from ..errors import ConfigError
+from ..errors import ConfigError, ScriptedReplyRejected
 from ..providers._scripted import estimate_tokens
 from .cassette import Cassette, Interaction, RecordedRequest, RecordedResponse
 
-__all__ = ["Reply", "ScriptRecorder", "ScriptedRequest", "ToolCall", "api_of", "estimate_tokens", "load_script",
-           "render"]
+__all__ = ["Constraints", "Reply", "ScriptRecorder", "ScriptedRequest", "ToolCall", "api_of", "check_reply",
+           "check_script", "estimate_tokens", "load_script", "render", "violations"]
 
 
 @dataclass
@@ -49,6 +49,7 @@ class Reply:
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     finish: str | None = None  # stop | length | tool_calls | content_filter (derived when None)
+    refusal: str | None = None  # the model declines: OpenAI's message.refusal / refusal item, Anthropic's "refusal"
     input_tokens: int | None = None
     output_tokens: int | None = None
     status: int = 200
@@ -124,10 +125,148 @@ def api_of(provider: str, path: str) -> str:
     return providers.get(provider).api_of(path)
 
 
-def render(req: ScriptedRequest, reply: Reply | str, query: dict[str, str]) -> RecordedResponse:
-    """Turn a scripted reply into the provider's exact response (status, headers, body or frames)."""
+@dataclass
+class Constraints:
+    """What a request forbids its reply, read from the body by the provider's scripted module.
+
+    Introduced in lesson 4 (04_structured_output). ``schema`` is a strict response format's JSON schema;
+    ``tools`` maps each declared tool to its schema when the tool is strict (None: not enforced);
+    ``choice`` is ``auto`` | ``none`` | ``required`` and ``forced`` the one tool a request forces.
+    The ``*_name`` fields say how the provider spells each setting, for the error message.
+    """
+
+    schema: dict | None = None
+    schema_name: str = "response format"
+    tools: dict[str, dict | None] = field(default_factory=dict)
+    choice: str = "auto"
+    forced: str | None = None
+    choice_name: str = "tool_choice"
+    max_tokens: int | None = None
+    max_tokens_name: str = "max_tokens"
+    truncated_name: str = 'finish "length"'
+
+
+def _constraints(req: ScriptedRequest) -> Constraints:
+    try:
+        module = importlib.import_module(f"llmkit.providers._{req.provider}_scripted")
+    except ModuleNotFoundError:
+        return Constraints()
+    read = getattr(module, "constraints", None)
+    body = req.body if isinstance(req.body, dict) else {}
+    return read(req.api, body) if read else Constraints()
+
+
+def _schema_errors(schema: dict, value: Any) -> list[str]:
+    try:
+        import jsonschema
+    except ImportError as exc:  # pragma: no cover - pinned in constraints.txt
+        raise ConfigError("checking scripted replies against strict schemas needs the jsonschema package: "
+                          "pip install -e '.[test]'.") from exc
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+            for e in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))][:5]
+
+
+def violations(req: ScriptedRequest, reply: Reply | str) -> list[str]:
+    """Why the real API could not send ``reply`` for ``req`` (empty: it could).
+
+    Introduced in lesson 4 (04_structured_output). A refusal, a truncated reply (finish ``length``) and a
+    content-filter stop stay allowed: they are what the real API sends when it cannot comply.
+    """
     if isinstance(reply, str):
         reply = Reply(text=reply)
+    if reply.status >= 400 or reply.json_body is not None or req.api not in ("chat", "responses", "messages",
+                                                                             "generate"):
+        return []
+    c = _constraints(req)
+    finish = reply.finish or ("tool_calls" if reply.tool_calls else "stop")
+    cut = finish in ("length", "content_filter") or bool(reply.refusal)
+    out: list[str] = []
+    out_tokens = reply.output_tokens if reply.output_tokens is not None else estimate_tokens(
+        reply.text + "".join(tc.name + tc.arguments_text() for tc in reply.tool_calls))
+    if c.max_tokens is not None and out_tokens > c.max_tokens and finish != "length":
+        out.append(f"{c.max_tokens_name}={c.max_tokens}: the reply is ~{out_tokens} tokens but not marked truncated. "
+                   f"Shorten it, or cut it and mark it Reply(finish=\"length\") ({c.truncated_name}).")
+    if c.schema is not None and reply.text and not reply.tool_calls and not cut:
+        try:
+            problems = _schema_errors(c.schema, json.loads(reply.text))
+        except json.JSONDecodeError as exc:
+            problems = [f"not JSON ({exc.msg} at character {exc.pos})"]
+        if problems:
+            out.append(f"strict {c.schema_name}: constrained decoding cannot produce this text ("
+                       + "; ".join(problems) + "). Answer valid JSON for the schema, or send a refusal "
+                       "(Reply(refusal=...)) or a truncated reply (finish=\"length\").")
+    for tc in reply.tool_calls:
+        if tc.name not in c.tools:
+            declared = ", ".join(sorted(c.tools)) or "none"
+            out.append(f"tool call {tc.name!r}: the request declares no such tool (declared: {declared}). "
+                       "Call a declared tool, or answer with text.")
+        elif c.tools[tc.name] is not None and not cut:
+            try:
+                args = json.loads(tc.arguments_text())
+                problems = _schema_errors(c.tools[tc.name], args)
+            except json.JSONDecodeError as exc:
+                problems = [f"not JSON ({exc.msg})"]
+            if problems:
+                out.append(f"strict tool {tc.name!r}: its arguments break the tool's schema ("
+                           + "; ".join(problems) + "). Send arguments that fit the schema.")
+    if not cut:
+        if c.choice == "none" and reply.tool_calls:
+            out.append(f"{c.choice_name} forbids tool calls, the reply makes {len(reply.tool_calls)}. Answer "
+                       "with text.")
+        elif c.choice == "required" and not reply.tool_calls:
+            what = f"a call to {c.forced!r}" if c.forced else "a tool call"
+            out.append(f"{c.choice_name} requires {what}, the reply makes none. Reply with "
+                       f"tool_calls=[ToolCall({(c.forced or 'name')!r}, ...)].")
+        elif c.forced and any(tc.name != c.forced for tc in reply.tool_calls):
+            out.append(f"{c.choice_name} forces {c.forced!r}, the reply calls "
+                       f"{sorted({tc.name for tc in reply.tool_calls})}. Call {c.forced!r} only.")
+    return out
+
+
+def check_reply(req: ScriptedRequest, reply: Reply | str) -> None:
+    """Raise :class:`ScriptedReplyRejected` when the real API could not send ``reply`` for ``req``.
+
+    Introduced in lesson 4 (04_structured_output); :func:`render` calls it for every scripted reply.
+    """
+    problems = violations(req, reply)
+    if problems:
+        model = req.model if isinstance(req.body, dict) else ""
+        raise ScriptedReplyRejected(
+            f"scripted reply #{req.n} to {req.provider} {req.api} (POST {req.path}, model {model!r}, asking "
+            f"{req.last_user_text()[:60]!r}) is one the real API could not send:\n- " + "\n- ".join(problems)
+            + "\nFix the script's reply() for this request.")
+
+
+def check_script(script: str | Path, cassette: str | Path) -> list[str]:
+    """Ask ``script`` again for every request recorded in ``cassette``; list the replies it would reject.
+
+    Introduced in lesson 4 (04_structured_output): a sweep before re-recording, so a script whose
+    answers break their requests' constraints is found without running its notebook.
+    """
+    reply_of = load_script(script)
+    recorded = Cassette.load(Path(cassette))
+    found: list[str] = []
+    for i, interaction in enumerate(recorded.interactions):
+        request = interaction.request
+        query = dict(parse_qsl(request.query))
+        provider = providers.get(request.provider)
+        sreq = ScriptedRequest(request.provider, api_of(request.provider, request.path), request.path,
+                               request.body, provider.wants_stream(request.path, query, request.body), i)
+        answer = reply_of(sreq)
+        if answer is not None:
+            found += [f"interaction {i} ({request.provider} {sreq.api}): {p}" for p in violations(sreq, answer)]
+    return found
+
+
+def render(req: ScriptedRequest, reply: Reply | str, query: dict[str, str]) -> RecordedResponse:
+    """Turn a scripted reply into the provider's exact response (status, headers, body or frames).
+
+    A reply the real API could not send for this request raises :class:`ScriptedReplyRejected` (lesson 4).
+    """
+    if isinstance(reply, str):
+        reply = Reply(text=reply)
+    check_reply(req, reply)
     provider = providers.get(req.provider)
     seed = f"{req.provider}:{req.n}:{json.dumps(req.body, sort_keys=True)[:4000]}"
     if reply.status >= 400:

@@ -1,7 +1,7 @@
 """The replay server: a small ASGI app on 127.0.0.1 that plays a cassette back (lesson 0).
 
 It serves recorded responses byte for byte, stream frames one by one at the recorded pace scaled
-by ``speed`` (0 = as fast as possible, 1 = as recorded), injects faults, and answers a request that
+by ``speed`` (0 = as fast as possible, 1 = as recorded, 2 = twice as fast), injects faults, and answers a request that
 matches nothing with the provider's own error shape plus a message naming the closest recording.
 In record mode the same app forwards to the real provider (see :mod:`llmkit.replay.recorder`).
 
@@ -267,7 +267,7 @@ async def _pace(t0: float, t_ms: float, speed: float) -> None:
     if speed <= 0 or t_ms <= 0:
         return
     loop = asyncio.get_running_loop()
-    delay = t0 + t_ms * speed / 1000 - loop.time()
+    delay = t0 + t_ms / speed / 1000 - loop.time()  # speed 2 = twice as fast: half the recorded time
     if delay > 0:
         await asyncio.sleep(delay)
 

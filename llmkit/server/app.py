@@ -165,7 +165,7 @@ class Relay:
         try:
             await asyncio.wait_for(asyncio.shield(task), 2.0)
         except (asyncio.CancelledError, TimeoutError):
-            import sys; task.print_stack(file=sys.stderr)  # DEBUG-H4
+            pass
         return True
 
     async def _produce(self, sid: str, request: ChatRequest) -> None:

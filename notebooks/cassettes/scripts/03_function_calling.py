@@ -7,7 +7,7 @@ show a model that sends malformed arguments and recovers, and one that never sto
 
 import json
 
-from llmkit.replay.scripted import Reply, ToolCall
+from llmkit.replay.scripted import Reply, ScriptedRequest, ToolCall
 
 
 def _results(req):
@@ -28,7 +28,26 @@ def _results(req):
 def _rounds(req):
     """How many tool-result turns this request already carries."""
     body = json.dumps(req.body)
-    return max(body.count('"role": "tool"'), body.count('"type": "tool_result"'), body.count('"functionResponse"'))
+    return max(body.count('"role": "tool"'), body.count('"type": "tool_result"'), body.count('"functionResponse"'),
+               body.count('"type": "function_call_output"'))
+
+
+def _is_strict(tool: dict) -> bool:
+    """Chat Completions tools are strict only with ``strict: true``; Responses tools unless ``strict: false``."""
+    if "function" in tool:
+        return tool["function"].get("strict") is True
+    return tool.get("strict") is not False
+
+
+def _strict_arguments(req: ScriptedRequest, reply: Reply) -> Reply:
+    """A strict tool's arguments name every property, optional ones as null - as the real API's do."""
+    tools = {(t.get("function") or t).get("name"): t for t in (req.body or {}).get("tools") or []}
+    for call in reply.tool_calls:
+        tool = tools.get(call.name)
+        if tool and _is_strict(tool) and isinstance(call.arguments, dict):
+            props = ((tool.get("function") or tool).get("parameters") or {}).get("properties") or {}
+            call.arguments = {name: call.arguments.get(name) for name in props}
+    return reply
 
 
 def _weather_text(results):
@@ -37,7 +56,11 @@ def _weather_text(results):
     return "Right now — " + "; ".join(parts) + "."
 
 
-def reply(req):
+def reply(req: ScriptedRequest) -> Reply:
+    return _strict_arguments(req, _reply(req))
+
+
+def _reply(req: ScriptedRequest) -> Reply:
     prompt = req.last_user_text()
     results = _results(req) if req.has_tool_results() else []
     if "weather in Oslo right now" in prompt:
