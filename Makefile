@@ -21,8 +21,10 @@ LAB_ARGS      ?=
 LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
 # Jupyter refuses to start as root unless told to; containers and many cloud notebooks run as root.
 AS_ROOT := $(filter 0,$(shell id -u))
-# make book writes the static site here (build/ is ignored by git).
-BOOK_DIR ?= build/book
+# make book writes the static site here (build/ is ignored by git). BOOK_OPTS="-W --keep-going" (the tests) turns
+# every warning, such as a lesson's broken link, into a failure.
+BOOK_DIR  ?= build/book
+BOOK_OPTS ?=
 # make notebooks NBVAL_JUNIT=report.xml also writes a JUnit XML report of the notebook checks (CI uploads it).
 NBVAL_JUNIT ?=
 # Tests replay at speed 0 and never use real keys.
@@ -56,11 +58,12 @@ lab: $(STAMP) $(LAB_OVERRIDES)
 
 # A static HTML site of every lesson from its saved outputs (nothing is re-executed): $(BOOK_DIR)/html/index.html
 book: $(STAMP)
-	rm -rf $(BOOK_DIR)
+	rm -rf $(BOOK_DIR)/src $(BOOK_DIR)/html
 	mkdir -p $(BOOK_DIR)/src
 	cp -R docs/book/. $(BOOK_DIR)/src/
 	cp notebooks/[0-9][0-9]_*.ipynb $(BOOK_DIR)/src/
-	$(PY) -m sphinx -b html -q -W --keep-going $(BOOK_DIR)/src $(BOOK_DIR)/html
+	for d in images solutions; do if [ -d notebooks/$$d ]; then cp -R notebooks/$$d $(BOOK_DIR)/src/; fi; done
+	$(PY) -m sphinx -b html -q $(BOOK_OPTS) $(BOOK_DIR)/src $(BOOK_DIR)/html
 	@echo "The book: $(BOOK_DIR)/html/index.html"
 
 lint: $(STAMP)

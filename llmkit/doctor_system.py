@@ -25,6 +25,8 @@ TO_CPU_TORCH = f"make clean-venv && make venv TORCH_INDEX_URL={CPU_INDEX}"
 MIN_FREE_BYTES = 2 * 1024**3  # a venv with the CPU build of PyTorch takes about 1.5 GB; the CUDA build several
 SYSTEM_PACKAGES = {"chromium": "the browser tests (make test)", "redis-server": "the relay's Redis backend (lesson 9)"}
 POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgresql+asyncpg")
+# Where a PostgreSQL server is configured: the memory tests' server (lesson 7), else the usual DATABASE_URL.
+POSTGRES_VARS = ("LLMKIT_MEMORY_TEST_URL", "DATABASE_URL")
 
 
 def _euid() -> int:
@@ -133,19 +135,20 @@ def check_system_packages(path: str | None = None, euid: int | None = None) -> l
 
 
 def check_postgres(environ: dict[str, str] | None = None, timeout: float = 2.0) -> list[Check]:
-    """PostgreSQL, only when ``DATABASE_URL`` names one: does its host:port accept a connection?"""
-    url = (os.environ if environ is None else environ).get("DATABASE_URL", "")
-    parts = urlsplit(url)
-    if parts.scheme not in POSTGRES_SCHEMES:
+    """PostgreSQL, only when ``LLMKIT_MEMORY_TEST_URL`` or ``DATABASE_URL`` names one: does it accept connections?"""
+    env = os.environ if environ is None else environ
+    var = next((v for v in POSTGRES_VARS if urlsplit(env.get(v, "")).scheme in POSTGRES_SCHEMES), None)
+    if var is None:
         return []
+    parts = urlsplit(env[var])
     host, port = parts.hostname or "127.0.0.1", parts.port or 5432
     where = f"{host}:{port}"  # never the whole URL: it may carry a password
     try:
         with socket.create_connection((host, port), timeout=timeout):
-            return [Check("postgresql", True, f"DATABASE_URL's server at {where} accepts connections")]
+            return [Check("postgresql", True, f"{var}'s server at {where} accepts connections")]
     except OSError as e:
-        return [Check("postgresql", False, f"DATABASE_URL names {where}, which refused or did not answer "
-                      f"({type(e).__name__})", "sudo service postgresql start (or unset DATABASE_URL)")]
+        return [Check("postgresql", False, f"{var} names {where}, which refused or did not answer "
+                      f"({type(e).__name__})", f"sudo service postgresql start (or unset {var})")]
 
 
 def check_disk(folder: Path | None = None, need: int = MIN_FREE_BYTES) -> Check:

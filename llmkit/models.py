@@ -33,3 +33,15 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
     "claude-haiku-4-5": (1.00, 5.00),
     "gemini-2.5-flash": (0.30, 2.50),
 }
+
+# Cached input, USD per million tokens: (read from the cache, written to it; None = no write charge).
+# Sources, read 2026-11-29: openai.com/api/pricing ("Cached input" $0.10 for gpt-4.1-mini; automatic caching
+# of prompts of 1024 tokens or more, nothing charged for writing); docs.claude.com prompt caching pricing
+# (Claude Haiku 4.5: cache hits $0.10, 5-minute cache writes $1.25, i.e. 0.1x and 1.25x the input price);
+# ai.google.dev/gemini-api/docs/pricing (Gemini 2.5 Flash context caching $0.03 per million tokens, plus
+# $1.00 per million tokens per hour of storage for explicit caches, which per-call costs leave out).
+CACHED_PRICES_PER_MTOK: dict[str, tuple[float, float | None]] = {
+    "gpt-4.1-mini": (0.10, None),
+    "claude-haiku-4-5": (0.10, 1.25),
+    "gemini-2.5-flash": (0.03, None),
+}

@@ -15,9 +15,11 @@ Each provider constrains its output to the schema in its own way:
 - Anthropic: forced tool use - one tool whose ``input_schema`` is the schema, ``tool_choice`` naming it;
 - Gemini: ``response_mime_type="application/json"`` with ``response_json_schema``.
 
-The reply is validated with pydantic all the same (constraints can be off, old models ignore them, a
-reply can be cut off at ``max_tokens``). An invalid reply gets exactly one repair round-trip: the errors go
-back to the model, which answers again. If that fails too, the result says so.
+The reply is validated with pydantic all the same: forced tool use without ``strict`` does not hold the
+arguments to the schema, some schema keywords are not enforced by every provider, and a reply can be cut
+off at ``max_tokens``, refused or blocked. An invalid reply gets exactly one repair round-trip: the errors go
+back to the model, which answers again. A refusal, a block or a cut-off reply gets none (the same request
+would meet the same limit); the result says why. If the repair fails too, the result says so.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ def generate(kit: Kit, provider: str, schema: type[T], messages: str | list[dict
 
     ``messages`` is a prompt or provider-neutral messages (``llmkit.chat``). Never raises for an invalid
     reply: check ``.ok`` or call ``.unwrap()``. Errors of the API itself (HTTP status) raise as usual.
+    Refused, blocked and cut-off replies are not repaired (``.attempts`` has one entry).
     """
     from . import chat
 
@@ -143,15 +146,21 @@ def generate(kit: Kit, provider: str, schema: type[T], messages: str | list[dict
     for attempt in range(2 if repair else 1):
         raw, call, collected = _call(kit, provider, schema, history, system, model, max_tokens)
         value, error = _validate(schema, raw) if raw else (None, "the reply was empty")
+        final = False  # a refusal, a block or a cut reply: asking again the same way gets the same answer
         if collected.refusal:
-            value, error = None, f"the model refused: {collected.refusal}"
+            value, error, final = None, f"the model refused: {collected.refusal}", True
+        elif collected.finish_reason == "content_filter":
+            said = f": {collected.text}" if collected.text else ""
+            value, error, final = None, f"the reply was blocked or refused ({collected.raw_finish_reason}){said}", True
         elif error and collected.finish_reason == "length":
-            error += f" (the reply was cut off at max_tokens={max_tokens})"
+            error += (f" (the reply was cut off at max_tokens={max_tokens}; raise max_tokens or ask for less, "
+                      "a repair round-trip would be cut off too)")
+            final = True
         out.attempts.append(Attempt(raw, error, collected.usage, collected.finish_reason))
         if value is not None:
             out.value = value
             return out
-        if attempt == 0 and repair:
+        if attempt == 0 and repair and not final:
             fix = (f"Your reply did not match the {schema.__name__} schema: {error}. "
                    "Answer again with the corrected, complete result.")
             if call is not None:  # Anthropic: the error goes back as the forced tool's result

@@ -3,6 +3,10 @@
 Every response the kit's clients receive is read for the provider's own usage fields (OpenAI
 ``usage``, Anthropic ``usage`` in ``message_start``/``message_delta``, Gemini ``usageMetadata``) and
 appended here. Nothing is estimated or typed in: if a response carries no usage, nothing is added.
+
+Prompt caching (lesson 6, 06_conversations): ``input_tokens`` counts every prompt token, and
+``cached_tokens`` / ``cache_write_tokens`` say how many of them were read from / written to the
+provider's cache; ``cost_usd`` prices those at the cached rates of ``llmkit.models.CACHED_PRICES_PER_MTOK``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,14 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .models import PRICES_PER_MTOK
+from .models import CACHED_PRICES_PER_MTOK, PRICES_PER_MTOK
+
+
+def _price(table: dict[str, Any], model: str) -> Any:
+    """The entry for ``model``, or for the longest id it starts with (a dated snapshot of a listed model)."""
+    if model in table:
+        return table[model]
+    return next((table[m] for m in sorted(table, key=len, reverse=True) if model.startswith(m)), None)
 
 
 @dataclass(frozen=True)
@@ -23,11 +34,25 @@ class UsageRecord:
     input_tokens: int
     output_tokens: int
     stream: bool
+    cached_tokens: int = 0  # of input_tokens: read from the prompt cache
+    cache_write_tokens: int = 0  # of input_tokens: written to the prompt cache (Anthropic)
 
     @property
     def cost_usd(self) -> float | None:
-        price = PRICES_PER_MTOK.get(self.model) or next(
-            (p for m, p in PRICES_PER_MTOK.items() if self.model.startswith(m)), None)
+        """List price of the call: uncached input, cache reads and writes, and output at their own rates."""
+        price = _price(PRICES_PER_MTOK, self.model)
+        if price is None:
+            return None
+        read_price, write_price = _price(CACHED_PRICES_PER_MTOK, self.model) or (price[0], None)
+        fresh = self.input_tokens - self.cached_tokens - self.cache_write_tokens
+        return (fresh * price[0] + self.cached_tokens * read_price
+                + self.cache_write_tokens * (price[0] if write_price is None else write_price)
+                + self.output_tokens * price[1]) / 1_000_000
+
+    @property
+    def uncached_cost_usd(self) -> float | None:
+        """What the call would have cost with no prompt cache (every input token at the input price)."""
+        price = _price(PRICES_PER_MTOK, self.model)
         if price is None:
             return None
         return (self.input_tokens * price[0] + self.output_tokens * price[1]) / 1_000_000
@@ -57,6 +82,13 @@ def _events(body: bytes) -> list[dict]:
     return out
 
 
+def extract_cache_usage(provider: str, body: bytes) -> tuple[int, int]:
+    """(input tokens read from the prompt cache, written to it) from a response body (lesson 6)."""
+    from . import providers
+
+    return providers.get(provider).cache_usage_of(_events(body))
+
+
 def extract_usage(provider: str, request_body: Any, body: bytes) -> tuple[str, int, int] | None:
     """(model, input tokens, output tokens) from a response body, or None if it reports no usage."""
     from . import providers
@@ -74,12 +106,13 @@ class UsageLedger:
 
     def observe(self, provider: str, endpoint: str, request_body: Any, status: int, body: bytes,
                 stream: bool) -> UsageRecord | None:
-        if status >= 400 or endpoint.endswith(("count_tokens", ":countTokens")):
+        if status >= 400 or endpoint.endswith(("count_tokens", ":countTokens", "/input_tokens")):
             return None
         found = extract_usage(provider, request_body, body)
         if found is None:
             return None
-        record = UsageRecord(provider, found[0], endpoint, found[1], found[2], stream)
+        cached, written = extract_cache_usage(provider, body)
+        record = UsageRecord(provider, found[0], endpoint, found[1], found[2], stream, cached, written)
         with self._lock:
             self.records.append(record)
         return record
@@ -98,15 +131,21 @@ class UsageLedger:
     def totals(self) -> dict[str, int]:
         return {"calls": len(self.records),
                 "input_tokens": sum(r.input_tokens for r in self.records),
+                "cached_tokens": sum(r.cached_tokens for r in self.records),
                 "output_tokens": sum(r.output_tokens for r in self.records)}
 
-    def df(self) -> Any:
-        """The ledger as a pandas DataFrame (one row per call, with its cost where the price is known)."""
+    def df(self, *, cache: bool = False) -> Any:
+        """The ledger as a pandas DataFrame (one row per call, with its cost where the price is known);
+        ``cache=True`` adds the prompt-cache columns and the cost without the cache (lesson 6)."""
         import pandas as pd
 
-        rows = [{**asdict(r), "cost_usd": r.cost_usd} for r in self.records]
-        return pd.DataFrame(rows, columns=["provider", "model", "endpoint", "input_tokens", "output_tokens",
-                                           "stream", "cost_usd"])
+        rows = [{**asdict(r), "cost_usd": r.cost_usd, "uncached_cost_usd": r.uncached_cost_usd}
+                for r in self.records]
+        columns = ["provider", "model", "endpoint", "input_tokens", "output_tokens", "stream", "cost_usd"]
+        if cache:
+            columns[4:4] = ["cached_tokens", "cache_write_tokens"]
+            columns.append("uncached_cost_usd")
+        return pd.DataFrame(rows, columns=columns)
 
     def __repr__(self) -> str:
         t = self.totals()

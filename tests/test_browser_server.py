@@ -72,8 +72,8 @@ def test_streams_survives_a_cut_and_shows_the_complete_text(page):
     assert pg.locator("#answer li").count() == 3
     assert "done" in pg.inner_text("#status")
     assert not errors
-    shot = os.environ.get("LLMKIT_SCREENSHOT")
-    if shot:  # lesson 9 shows this page: LLMKIT_SCREENSHOT=notebooks/images/09_web_client.png refreshes it
+    shot = os.environ.get("SCREENSHOT_09")
+    if shot:  # lesson 9 shows this page: SCREENSHOT_09=notebooks/images/09_web_client.png refreshes it
         pg.screenshot(path=shot)
 
 

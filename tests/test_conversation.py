@@ -85,6 +85,32 @@ def test_openai_requests_stay_under_budget(kit, policy: str) -> None:
         assert chats[-1]["messages"][1]["content"] != FACTS[0]
 
 
+def test_openai_counts_with_responses_input_tokens_before_every_request(kit) -> None:
+    """OpenAI has a counting endpoint (``responses.input_tokens.count``, openai 3.57): the conversation
+    counts the very messages it then sends with Chat Completions."""
+    budget = 200
+    conv = Conversation(kit, "openai", system="Be brief.", budget=budget, policy="sliding")
+    for fact in FACTS[:5]:
+        conv.send(fact)
+    kit.seen.settle("/chat/completions", 5)
+    last_count: tuple[list, int] | None = None
+    sends = 0
+    for path, body, answer in kit.seen:
+        if path.endswith("/responses/input_tokens"):
+            assert answer["object"] == "response.input_tokens"
+            last_count = (body["input"], answer["input_tokens"])
+            assert body["instructions"] == "Be brief."
+        elif path.endswith("/chat/completions"):
+            sends += 1
+            assert last_count is not None, "every request is counted before it is sent"
+            counted_input, tokens = last_count
+            sent = [{"role": m["role"], "content": m["content"]} for m in body["messages"][1:]]
+            assert counted_input == sent
+            assert tokens <= budget
+    assert sends == 5 and all(s.counted_tokens <= budget for s in conv.stats)
+    assert [r.endpoint for r in kit.usage.records].count("/v1/responses/input_tokens") == 0  # not billed
+
+
 def test_anthropic_counts_with_count_tokens_and_never_sends_more_than_counted(kit) -> None:
     budget = 300
     conv = Conversation(kit, "anthropic", system="Be brief.", budget=budget, policy="sliding")

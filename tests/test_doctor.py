@@ -91,6 +91,8 @@ def test_postgres_is_checked_only_when_configured():
         assert up.ok and f"127.0.0.1:{port}" in up.detail and "s3cret-pw" not in up.line()
     [down] = ds.check_postgres({"DATABASE_URL": f"postgres://kit:s3cret-pw@127.0.0.1:{port}/lessons"}, timeout=1)
     assert not down.ok and "postgresql" in down.fix and "s3cret-pw" not in down.line()
+    [tests] = ds.check_postgres({"LLMKIT_MEMORY_TEST_URL": f"postgresql://127.0.0.1:{port}/x"}, timeout=1)
+    assert not tests.ok and "LLMKIT_MEMORY_TEST_URL" in tests.detail + tests.fix
 
 
 def test_disk_check_compares_free_space_with_what_the_venv_needs(tmp_path):

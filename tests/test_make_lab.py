@@ -73,7 +73,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     port, token = _free_port(), uuid.uuid4().hex
     log = tmp_path_factory.mktemp("lab") / "make-lab.log"
     venv = Path(sys.prefix)
-    env = {**os.environ, "LLMKIT_MODE": "replay", "LLMKIT_SPEED": "0"}
+    # No provider key or proxy reaches the server: replay mode, loopback only.
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and "proxy" not in k.lower()}
+    env.update(LLMKIT_MODE="replay", LLMKIT_SPEED="0")
     started = time.perf_counter()
     with log.open("w") as out:
         # -o: use the venv the tests run in as it is, even if pyproject.toml is newer than its stamp.

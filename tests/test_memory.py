@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from conftest import sqlite_only
 
 import llmkit.memory as memory_pkg
 from llmkit.memory import (
@@ -41,8 +42,15 @@ def emb() -> HashEmbedder:
 
 
 @pytest.fixture
-def db(tmp_path):
-    return str(tmp_path / "memory.db")
+def db(memory_path):
+    """A SQLite file or a PostgreSQL database: every test here runs against both backends."""
+    return memory_path
+
+
+def healthy(mem: Memory) -> bool:
+    """``mem.check()`` passes every check of its backend."""
+    engine = "postgresql" if mem.remote else "sqlite"
+    return mem.check() == {engine: True, "fts": True, "index": True}
 
 
 def fill(mem: Memory, texts=FACTS, session="s1") -> list[int]:
@@ -81,7 +89,7 @@ def test_persists_across_reopen(db, emb):
         extra = mem.add("s2", "assistant", "Pixel is a tabby", metadata=meta, importance=0.9)
     with Memory(db, embedder=emb) as mem:
         assert len(mem) == len(ids) + 1
-        assert mem.check() == {"sqlite": True, "fts": True, "index": True}
+        assert healthy(mem)
         hit = mem.search("tabby Pixel", k=1)[0]
         assert (hit.id, hit.session_id, hit.role, hit.importance) == (extra, "s2", "assistant", 0.9)
         assert hit.metadata == meta
@@ -90,7 +98,8 @@ def test_persists_across_reopen(db, emb):
         assert mem.add("s1", "user", "after reopen") == extra + 1  # ids keep increasing
 
 
-def test_file_is_wal_with_schema_version_and_float32_blobs(db, emb):
+def test_file_is_wal_with_schema_version_and_float32_blobs(db, emb, memory_backend):
+    sqlite_only(memory_backend, "journal mode and blob layout of the file")
     with Memory(db, embedder=emb) as mem:
         fill(mem)
     conn = sqlite3.connect(db)
@@ -102,7 +111,9 @@ def test_file_is_wal_with_schema_version_and_float32_blobs(db, emb):
     conn.close()
 
 
-def test_migrates_a_version_1_database(db, emb):
+def test_migrates_a_version_1_database(db, emb, memory_backend):
+    if memory_backend == "postgresql":
+        return migrate_a_version_1_postgres_database(db, emb)
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA page_size = 16384")
     for sql in MIGRATIONS[0][1]:
@@ -123,6 +134,50 @@ def test_migrates_a_version_1_database(db, emb):
         hit = mem.search("consolidation", k=1)[0]
         assert (hit.session_id, hit.content) == ("old", "written before consolidation existed")
         assert mem.stats()["unconsolidated_messages"] == 1  # v2 columns got their defaults
+
+
+def migrate_a_version_1_postgres_database(url, emb):
+    from llmkit.memory._pg_store import PgStore
+
+    store = PgStore(url, dim=emb.dim)
+    store.close()
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:  # roll the new database back to v1
+        conn.execute("SET search_path TO llmkit_memory, public")
+        conn.execute("DROP TABLE summaries, fact_sources, facts")
+        conn.execute("DROP INDEX memories_inactive")
+        for column in ("summary", "summarised_upto", "consolidated_upto"):
+            conn.execute(f"ALTER TABLE sessions DROP COLUMN {column}")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        conn.execute("INSERT INTO meta VALUES ('embedder', %s), ('dim', %s)", (emb.name, str(emb.dim)))
+        conn.execute("INSERT INTO sessions(id, name) VALUES (1, 'old')")
+        vec = emb.embed(["written before consolidation existed"])[0]
+        conn.execute(
+            "INSERT INTO memories(kind, session, role, content, ts, importance, tokens, embedding) "
+            "VALUES (0, 1, 'user', 'written before consolidation existed', 0, 0.5, 6, %s::vector)",
+            (str([float(x) for x in vec]),))
+    with Memory(url, embedder=emb) as mem:
+        assert mem.store.version == SCHEMA_VERSION == 2
+        hit = mem.search("consolidation", k=1)[0]
+        assert (hit.session_id, hit.content) == ("old", "written before consolidation existed")
+        assert mem.stats()["unconsolidated_messages"] == 1
+
+
+def test_refuses_a_postgres_database_from_a_newer_llmkit(postgres_url, emb):
+    import psycopg
+
+    Memory(postgres_url, embedder=emb).close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("UPDATE llmkit_memory.meta SET value = %s WHERE key = 'schema_version'",
+                     (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(MemoryDatabaseError, match="newer llmkit"):
+        Memory(postgres_url, embedder=emb)
+
+
+def test_an_unreachable_postgres_server_says_what_to_check(emb):
+    with pytest.raises(MemoryDatabaseError, match="Check the URL"):
+        Memory("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2", embedder=emb)
 
 
 def test_refuses_newer_foreign_and_corrupt_files(tmp_path, emb):
@@ -166,8 +221,11 @@ def test_embedder_must_match_the_database(db, emb):
 def test_storage_per_memory_is_small(db, emb):
     with Memory(db, embedder=HashEmbedder(dim=384)) as mem:
         fill(mem, [f"turn {i}: we talked about hiking trip number {i} near the lake" for i in range(2000)])
-        mem.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        assert mem.stats()["bytes_per_memory"] <= 2500
+        if mem.remote:  # heap + TOAST + HNSW graph + GIN: larger, still bounded
+            assert mem.stats()["bytes_per_memory"] <= 6000
+        else:
+            mem.store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            assert mem.stats()["bytes_per_memory"] <= 2500
     del emb
 
 
@@ -193,16 +251,16 @@ def test_storage_per_memory_is_small(db, emb):
         ({"timestamp": [2024]}, TypeError, "timestamp"),
     ],
 )
-def test_bad_input_is_refused_and_nothing_is_stored(emb, kwargs, error, match):
-    mem = Memory(embedder=emb)
+def test_bad_input_is_refused_and_nothing_is_stored(db, emb, kwargs, error, match):
+    mem = Memory(db, embedder=emb)
     args = {"session_id": "s", "role": "user", "content": "hello"} | kwargs
     with pytest.raises(error, match=match):
         mem.add(args.pop("session_id"), args.pop("role"), args.pop("content"), **args)
     assert len(mem) == 0 and mem.stats()["memories"] == 0
 
 
-def test_add_many_reports_the_bad_item_and_stores_none(emb):
-    mem = Memory(embedder=emb)
+def test_add_many_reports_the_bad_item_and_stores_none(db, emb):
+    mem = Memory(db, embedder=emb)
     items = [{"session_id": "s", "role": "user", "content": "fine"},
              {"session_id": "s", "role": "user", "content": ""}]
     with pytest.raises(ValueError, match=r"items\[1\]: content is empty"):
@@ -217,16 +275,16 @@ def test_add_many_reports_the_bad_item_and_stores_none(emb):
     [({"k": 0}, "k must be"), ({"kinds": ["semantic"]}, "unknown memory kind"),
      ({"mode": "fuzzy"}, "mode must be")],
 )
-def test_bad_search_arguments(emb, kwargs, match):
-    mem = Memory(embedder=emb)
+def test_bad_search_arguments(db, emb, kwargs, match):
+    mem = Memory(db, embedder=emb)
     with pytest.raises(ValueError, match=match):
         mem.search("anything", **kwargs)
     with pytest.raises(ValueError, match="query is empty"):
         mem.search("  ")
 
 
-def test_timestamps_are_timezone_aware(emb):
-    mem = Memory(embedder=emb)
+def test_timestamps_are_timezone_aware(db, emb):
+    mem = Memory(db, embedder=emb)
     plus2 = timezone(timedelta(hours=2))
     a = mem.add("s", "user", "aware", timestamp=datetime(2024, 1, 2, 3, 4, tzinfo=plus2))
     b = mem.add("s", "user", "naive", timestamp=datetime(2024, 1, 2, 3, 4))
@@ -246,8 +304,8 @@ def test_timestamps_are_timezone_aware(emb):
 # --- retrieval --------------------------------------------------------------------------------
 
 
-def test_lexical_path_finds_rare_tokens_and_survives_fts_syntax(emb):
-    mem = Memory(embedder=emb)
+def test_lexical_path_finds_rare_tokens_and_survives_fts_syntax(db, emb):
+    mem = Memory(db, embedder=emb)
     ids = fill(mem)
     for query in ['E1042', '"E1042', 'E1042 AND NEAR(', 'error* -E1042 OR ^', "E1042'); DROP"]:
         hits = mem.search(query, k=3, mode="lexical")
@@ -256,16 +314,16 @@ def test_lexical_path_finds_rare_tokens_and_survives_fts_syntax(emb):
     assert mem.search("?!*", k=3, mode="lexical") == []
 
 
-def test_dense_path_forgives_typos_that_lexical_misses(emb):
-    mem = Memory(embedder=emb)
+def test_dense_path_forgives_typos_that_lexical_misses(db, emb):
+    mem = Memory(db, embedder=emb)
     ids = fill(mem)
     assert mem.search("restaurnt", k=3, mode="lexical") == []
     hits = mem.search("restaurnt", k=3, mode="dense", weights=Weights(recency=0, importance=0))
     assert hits[0].id == ids[3] and hits[0].dense == pytest.approx(hits[0].score)  # the cosine
 
 
-def test_hybrid_combines_both_paths(emb):
-    mem = Memory(embedder=emb)
+def test_hybrid_combines_both_paths(db, emb):
+    mem = Memory(db, embedder=emb)
     ids = fill(mem)
     hits = mem.search("restaurnt FI-615", k=2)
     assert {h.id for h in hits} == {ids[1], ids[3]}
@@ -273,8 +331,8 @@ def test_hybrid_combines_both_paths(emb):
     assert typo.lexical is None and typo.dense is not None
 
 
-def test_no_similarity_cut_off(emb):
-    mem = Memory(embedder=emb)
+def test_no_similarity_cut_off(db, emb):
+    mem = Memory(db, embedder=emb)
     fill(mem)
     hits = mem.search("quantum chromodynamics lecture", k=4)
     assert len(hits) == 4
@@ -282,8 +340,8 @@ def test_no_similarity_cut_off(emb):
     assert mem.search("anything", k=50)[-1] is not None and len(mem.search("x y", k=50)) == 6
 
 
-def test_filters_by_session_and_kind(emb):
-    mem = Memory(embedder=emb)
+def test_filters_by_session_and_kind(db, emb):
+    mem = Memory(db, embedder=emb)
     fill(mem, FACTS[:3], session="a")
     fill(mem, FACTS[3:], session="b")
     ep = mem.record_episode("b", "deploy", "Deployed the dishwasher firmware", {"steps": [1, 2]},
@@ -297,8 +355,8 @@ def test_filters_by_session_and_kind(emb):
     assert (episode.full_context, episode.outcome) == ({"steps": [1, 2]}, "rolled back")
 
 
-def test_recency_and_importance_weights_reorder_equal_matches(emb):
-    mem = Memory(embedder=emb)
+def test_recency_and_importance_weights_reorder_equal_matches(db, emb):
+    mem = Memory(db, embedder=emb)
     old = mem.add("s", "user", "the blue notebook", timestamp="2020-01-01T00:00:00+00:00")
     new = mem.add("s", "user", "the blue notebook", timestamp="2024-06-01T00:00:00+00:00",
                   importance=0.1)
@@ -313,8 +371,8 @@ def test_recency_and_importance_weights_reorder_equal_matches(emb):
         Weights(fusion="max")
 
 
-def test_lexical_budget_keeps_rare_words_and_drops_common_ones(emb):
-    mem = Memory(embedder=emb, lexical_budget=50)
+def test_lexical_budget_keeps_rare_words_and_drops_common_ones(db, emb):
+    mem = Memory(db, embedder=emb, lexical_budget=50)
     fill(mem, [f"weekend plans number {i}" for i in range(200)] + ["weekend kayak plans"])
     used, dropped, _ = mem.lexical.plan("kayak weekend plans", len(mem))
     assert used == ["kayak"] and set(dropped) == {"weekend", "plans"}
@@ -392,7 +450,7 @@ def test_concurrent_writers_and_readers_lose_nothing(db, emb):
         th.join()
     assert errors == []
     assert len(mem) == per_thread * threads
-    assert mem.check() == {"sqlite": True, "fts": True, "index": True}
+    assert healthy(mem)
     for t in range(threads):
         for i in range(per_thread):
             assert mem.search(f"token{t}x{i}", k=1, mode="lexical")[0].content.endswith(f"token{t}x{i}")
@@ -431,7 +489,7 @@ def test_crash_mid_write_leaves_a_consistent_database(db, emb):
     proc = subprocess.run([sys.executable, "-c", CRASH, db], capture_output=True, text=True)
     assert proc.returncode == 3, proc.stderr
     with Memory(db, embedder=emb) as mem:
-        assert mem.check() == {"sqlite": True, "fts": True, "index": True}
+        assert healthy(mem)
         assert len(mem) == 10
         assert mem.search("lost", k=10, mode="lexical") == []
         assert len(mem.search("kept", k=10, mode="lexical")) == 10
@@ -459,7 +517,7 @@ def test_sigkill_during_writes_keeps_whole_batches(db, emb):
     proc.kill()
     proc.wait()
     with Memory(db, embedder=emb) as mem:
-        assert mem.check() == {"sqlite": True, "fts": True, "index": True}
+        assert healthy(mem)
         n = len(mem)
         assert n > 0 and n % 10 == 0
         contents = {mem.get(i).content for i in range(1, n + 1)}
@@ -469,8 +527,8 @@ def test_sigkill_during_writes_keeps_whole_batches(db, emb):
 # --- episodes, stats, json -------------------------------------------------------------------
 
 
-def test_stats_count_what_is_stored(emb):
-    mem = Memory(embedder=emb)
+def test_stats_count_what_is_stored(db, emb):
+    mem = Memory(db, embedder=emb)
     fill(mem)
     mem.record_episode("s1", "support", "Fixed the E1042 error", "log text", "resolved")
     stats = mem.stats()

@@ -180,8 +180,8 @@ def test_refusal_renders_in_each_openai_shape_and_parses_as_a_refusal() -> None:
     message = ChatCompletion.model_validate(chat).choices[0].message
     assert message.refusal == "I can't help with that." and message.content is None
     resp = render(req("openai", "responses", STRICT_FORMATS["openai", "responses"]), refusal, {}).body
-    part = Response.construct(**resp).output[0]["content"][0]  # the SDK builds responses without validating
-    assert part == {"type": "refusal", "refusal": "I can't help with that."}
+    part = Response.construct(**resp).output[0].content[0]  # the SDK builds responses without validating
+    assert part.type == "refusal" and part.refusal == "I can't help with that."
     for api in ("chat", "responses"):
         body = render(req("openai", api, {}), refusal, {}).body
         got = providers.get("openai").parse_response(body)

@@ -39,13 +39,16 @@ BAD = {"issues": [{"type": "typo", "severity": "high"}], "score": 15, "summary":
 def reply(req):
     prompt = req.last_user_text()
     repairing = "did not match" in json.dumps(req.body)
+    if "refuse" in prompt:
+        return Reply(refusal="I can't help with that.") if req.provider != "gemini" else Reply(finish="content_filter")
     if "truncated" in prompt:
         value = '{"issues": [{"type": "bug", "sev'
     else:
         bad = "always-bad" in json.dumps(req.body) or ("bad-once" in prompt and not repairing)
         value = json.dumps(BAD if bad else GOOD)
     if req.provider == "anthropic":
-        return Reply(tool_calls=[ToolCall("CodeAnalysis", value)], finish="tool_calls")
+        return Reply(tool_calls=[ToolCall("CodeAnalysis", value)],
+                     finish="length" if "truncated" in prompt else "tool_calls")
     return Reply(text=value, finish="length" if "truncated" in prompt else None)
 """
 
@@ -59,7 +62,7 @@ def test_strict_schema_is_closed_and_fully_required() -> None:
     assert {"type": "null"} in issue["properties"]["line"]["anyOf"]  # optional = required but nullable
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", ["anthropic"])  # the one route without constrained decoding
 def test_valid_repaired_and_honest_failure(tmp_path: Path, provider: str) -> None:
     def body(kit):
         return [structured.generate(kit, provider, CodeAnalysis, p) for p in ("fine", "bad-once", "always-bad")]
@@ -85,11 +88,38 @@ def test_valid_repaired_and_honest_failure(tmp_path: Path, provider: str) -> Non
         assert first["generationConfig"]["responseJsonSchema"]["required"] == ["issues", "score", "summary"]
 
 
-@pytest.mark.parametrize("provider", ["openai", "gemini"])
-def test_truncated_reply_says_so(tmp_path: Path, provider: str) -> None:
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_truncated_reply_says_so_and_is_not_repaired(tmp_path: Path, provider: str) -> None:
     def body(kit):
-        return structured.generate(kit, provider, CodeAnalysis, "truncated", repair=False, max_tokens=20)
+        return structured.generate(kit, provider, CodeAnalysis, "truncated", max_tokens=20)
 
     result, _, cassette = record_and_replay(tmp_path, SCRIPT, body)
-    assert not result.ok and len(cassette["interactions"]) == 1
-    assert "cut off at max_tokens=20" in result.error
+    assert not result.ok and len(result.attempts) == 1 and len(cassette["interactions"]) == 1
+    assert result.attempts[0].finish_reason == "length"
+    assert "cut off at max_tokens=20" in result.error and "raise max_tokens" in result.error
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_refused_or_blocked_reply_is_reported_and_not_repaired(tmp_path: Path, provider: str) -> None:
+    def body(kit):
+        return structured.generate(kit, provider, CodeAnalysis, "please refuse")
+
+    result, again, cassette = record_and_replay(tmp_path, SCRIPT, body)
+    assert not result.ok and len(result.attempts) == 1 and len(cassette["interactions"]) == 1
+    expected = {"openai": "the model refused: I can't help with that.", "gemini": "blocked or refused (SAFETY)",
+                "anthropic": "blocked or refused (refusal): I can't help with that."}[provider]
+    assert expected in result.error and again.error == result.error
+
+
+def test_strict_routes_cannot_be_scripted_to_break_the_schema() -> None:
+    """OpenAI's strict json_schema and Gemini's responseJsonSchema constrain decoding: a scripted reply
+    that breaks the schema is refused at record time (tests/test_scripted_constraints.py has the rest)."""
+    from llmkit.errors import ScriptedReplyRejected
+    from llmkit.replay.scripted import ScriptedRequest, render
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "json_schema", "json_schema": {
+                "name": "CodeAnalysis", "schema": structured.strict_schema(CodeAnalysis), "strict": True}}}
+    bad = json.dumps({"issues": [], "score": 15, "summary": "x"})
+    with pytest.raises(ScriptedReplyRejected, match="15 is greater than the maximum of 10"):
+        render(ScriptedRequest("openai", "chat", "/v1/chat/completions", body, False, 0), bad, {})

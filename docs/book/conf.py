@@ -1,8 +1,11 @@
 """Sphinx configuration of the lessons' book: ``make book`` builds it from the notebooks' saved outputs.
 
 The notebooks are rendered by myst-nb as they are committed: nothing runs, so the book needs no key, no network
-and no kernel. ``make book`` copies this folder and the lessons into one source folder.
+and no kernel. ``make book`` copies this folder, the lessons and their ``images/`` and ``solutions/`` into one
+source folder.
 """
+
+from pathlib import Path
 
 project = "llmkit lessons"
 author = "llmkit contributors"
@@ -25,3 +28,13 @@ html_theme = "furo"
 html_title = "llmkit lessons"
 html_static_path = ["_static"]
 html_favicon = "_static/favicon.svg"  # browsers ask for one; without it every page logs a 404
+
+
+def _list_solutions(app, docname: str, source: list[str]) -> None:
+    """Lessons link their worked solutions: give them a section of the index when the folder exists."""
+    if docname == root_doc and Path(app.srcdir, "solutions").is_dir():
+        source[0] += "\n```{toctree}\n:maxdepth: 1\n:caption: Worked solutions\n:glob:\n\nsolutions/*\n```\n"
+
+
+def setup(app) -> None:
+    app.connect("source-read", _list_solutions)

@@ -16,7 +16,8 @@ Lesson 1 (01_sdk_vs_http) uses the first, smaller tools: ``serve`` (a replay ser
 
 from ._client_timing import BenchServer, cold_start, serve, summarize_calls, time_calls
 from ._harness import Report, Stats, interleave, percentile, round_orders, summarize
+from ._rss import rss_steps
 from ._run import SUITES, run, summary
 
 __all__ = ["SUITES", "BenchServer", "Report", "Stats", "cold_start", "interleave", "percentile", "round_orders",
-           "run", "serve", "summarize", "summarize_calls", "summary", "time_calls"]
+           "rss_steps", "run", "serve", "summarize", "summarize_calls", "summary", "time_calls"]

@@ -108,6 +108,8 @@ def summarise(mem: Memory, session_id: str, llm: LLM | None) -> int:
 
 def _known_facts(mem: Memory, batch: list[Row]) -> list[tuple[int, str]]:
     """The active facts most similar to the batch (all of them while there are few)."""
+    if mem.index is None:
+        return _known_facts_remote(mem, batch)
     snap = mem.index.snapshot()
     is_fact = (snap.kinds == LONG_TERM) & snap.active
     fact_ids = snap.ids[is_fact]
@@ -120,6 +122,21 @@ def _known_facts(mem: Memory, batch: list[Row]) -> list[tuple[int, str]]:
                 best[i] = max(best.get(i, -1.0), s)
         fact_ids = np.array(sorted(best, key=best.get, reverse=True)[:MAX_KNOWN_FACTS])
     rows = mem.store.fetch(sorted(fact_ids.tolist()))
+    return [(i, rows[i].content) for i in sorted(rows)]
+
+
+def _known_facts_remote(mem: Memory, batch: list[Row]) -> list[tuple[int, str]]:
+    """:func:`_known_facts` on PostgreSQL: the database's HNSW index finds the neighbours."""
+    fact_ids = [r[0] for r in mem.store.conn.execute(
+        "SELECT id FROM memories WHERE kind = ? AND status = 0 ORDER BY id LIMIT ?",
+        (LONG_TERM, MAX_KNOWN_FACTS + 1))]
+    if len(fact_ids) > MAX_KNOWN_FACTS:
+        best: dict[int, float] = {}
+        for vec in mem.store.embeddings([r.id for r in batch]).values():
+            for i, score in mem.store.dense(vec, 8, kinds=[LONG_TERM]):
+                best[i] = max(best.get(i, -1.0), score)
+        fact_ids = sorted(best, key=best.__getitem__, reverse=True)[:MAX_KNOWN_FACTS]
+    rows = mem.store.fetch(sorted(fact_ids))
     return [(i, rows[i].content) for i in sorted(rows)]
 
 
@@ -208,7 +225,7 @@ def _apply(
         def write(conn, ids: list[int]) -> None:
             for fact_id, src in zip(ids, links, strict=True):
                 conn.execute("INSERT INTO facts(memory_id) VALUES (?)", (fact_id,))
-                conn.executemany("INSERT OR IGNORE INTO fact_sources VALUES (?, ?)",
+                conn.executemany("INSERT INTO fact_sources VALUES (?, ?) ON CONFLICT DO NOTHING",
                                  [(fact_id, m) for m in src])
             for pos, old in supersede:
                 conn.execute("UPDATE facts SET supersedes = ? WHERE memory_id = ?", (old, ids[pos]))
@@ -218,7 +235,7 @@ def _apply(
             for fact_id, src in dupes:
                 conn.execute("UPDATE facts SET mentions = mentions + 1 WHERE memory_id = ?",
                              (fact_id,))
-                conn.executemany("INSERT OR IGNORE INTO fact_sources VALUES (?, ?)",
+                conn.executemany("INSERT INTO fact_sources VALUES (?, ?) ON CONFLICT DO NOTHING",
                                  [(fact_id, m) for m in src])
             conn.execute("UPDATE sessions SET consolidated_upto = ? WHERE id = ?",
                          (batch[-1].id, sid))
@@ -229,7 +246,8 @@ def _apply(
             with mem.store.transaction() as conn:
                 write(conn, [])
             ids = []
-        mem.index.deactivate([old for _, old in supersede])
+        if mem.index is not None:
+            mem.index.deactivate([old for _, old in supersede])
     result.added.extend(i for i, kind in zip(ids, kinds, strict=True) if kind == "add")
     for pos, old in supersede:
         result.updated[old] = ids[pos]

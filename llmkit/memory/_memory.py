@@ -22,6 +22,7 @@ from ._errors import EmbedderError, MemoryDatabaseError
 from ._fusion import fuse
 from ._index import DenseIndex
 from ._lexical import LexicalSearcher
+from ._pg_store import PgLexicalSearcher, PgStore, is_postgres_url
 from ._store import SCHEMA_VERSION, Row, Store
 from ._types import (
     GENERIC_ROLES,
@@ -54,7 +55,7 @@ def embedding_text(role: str | None, content: str) -> str:
 
 
 class Memory:
-    """Short-term messages, long-term facts and episodes in one SQLite file, searched hybrid.
+    """Short-term messages, long-term facts and episodes in SQLite or PostgreSQL, searched hybrid.
 
     Introduced in lesson 7 (07_memory_systems)::
 
@@ -64,7 +65,9 @@ class Memory:
         mem.consolidate("s1", llm=complete)         # messages -> durable facts (a model call)
 
     Args:
-        path: the SQLite file (created if missing) or ``":memory:"``.
+        path: the SQLite file (created if missing), ``":memory:"``, or a
+            ``postgresql://user:password@host:port/db`` URL of a server with pgvector (pooled
+            connections, an HNSW index and full-text search in the database).
         embedder: anything with ``name``, ``dim`` and ``embed(texts)``; default: the real
             all-MiniLM-L6-v2, loaded on first use from the installed package.
         llm: ``complete(system, user) -> text`` used by :meth:`consolidate` and to summarise
@@ -110,30 +113,49 @@ class Memory:
         self.count_tokens = count_tokens or approx_tokens
         self.merge_threshold = merge_threshold
         self.last_timings: dict[str, float] = {}
-        self.store = Store(path)
+        self.remote = is_postgres_url(path)
+        self.store: Any
+        if self.remote:
+            self._check_embedder_shape()
+            self.store = PgStore(str(path), dim=int(self.embedder.dim))
+        else:
+            self.store = Store(path)
+        self.dim = 0
         try:
             self._check_embedder()
-            self.index = DenseIndex(int(self.embedder.dim), exact=exact)
-            self.lexical = LexicalSearcher(self.store.conn, budget=lexical_budget)
-            with self.store.lock:
-                self._load(after=0)
-                self._data_version = self.store.data_version()
+            self.dim = int(self.embedder.dim)
+            self._data_version = 0
+            self.index: DenseIndex | None = None
+            if self.remote:  # the database searches: no in-process copy of the vectors
+                self.lexical: LexicalSearcher = PgLexicalSearcher(self.store, budget=lexical_budget)
+            else:
+                self.index = DenseIndex(self.dim, exact=exact)
+                self.lexical = LexicalSearcher(self.store.conn, budget=lexical_budget)
+                with self.store.lock:
+                    self._load(after=0)
+                    self._data_version = self.store.data_version()
         except BaseException:
             self.store.close()
             raise
 
     # --- opening ---------------------------------------------------------------------------
 
-    def _check_embedder(self) -> None:
-        name = str(getattr(self.embedder, "name", type(self.embedder).__name__))
+    def _check_embedder_shape(self) -> None:
         dim = getattr(self.embedder, "dim", None)
         if not isinstance(dim, int) or dim <= 0 or not callable(getattr(self.embedder, "embed", None)):
             raise EmbedderError("embedder must have an int `dim` and an `embed(texts)` method")
+
+    def _check_embedder(self) -> None:
+        self._check_embedder_shape()
+        name = str(getattr(self.embedder, "name", type(self.embedder).__name__))
+        dim = self.embedder.dim
         stored_name, stored_dim = self.store.get_meta("embedder"), self.store.get_meta("dim")
         if stored_name is None:  # a new file: the first of several concurrent openers decides
             with self.store.transaction() as c:
-                c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('embedder', ?)", (name,))
-                c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('dim', ?)", (str(dim),))
+                c.execute("INSERT INTO meta(key, value) VALUES ('embedder', ?) "
+                          "ON CONFLICT DO NOTHING", (name,))
+                c.execute("INSERT INTO meta(key, value) VALUES ('dim', ?) ON CONFLICT DO NOTHING",
+                          (str(dim),))
             stored_name, stored_dim = self.store.get_meta("embedder"), self.store.get_meta("dim")
         if stored_name != name or int(stored_dim or 0) != dim:
             raise EmbedderError(
@@ -144,7 +166,7 @@ class Memory:
 
     def _load(self, after: int) -> None:
         """Append rows with id > ``after`` from the database to the index (store lock held)."""
-        dim = self.index.dim
+        dim = self.dim
         try:
             for rows in self.store.scan(after):
                 blob = b"".join(r[6] for r in rows)
@@ -167,6 +189,8 @@ class Memory:
 
     def _sync(self) -> None:
         """Catch up with commits made by other connections (store lock held)."""
+        if self.index is None:
+            return
         version = self.store.data_version()
         if version != self._data_version:
             self._load(after=self.index.max_id)
@@ -175,6 +199,8 @@ class Memory:
 
     def _append_committed(self, ids: list[int], vecs: np.ndarray, kinds, sessions, ts, imp) -> None:
         """Index rows this connection just committed (store lock held)."""
+        if self.index is None:
+            return
         if self.store.data_version() != self._data_version:
             self._sync()  # another writer committed meanwhile: reload in id order, ours included
         else:
@@ -191,6 +217,8 @@ class Memory:
         self.close()
 
     def __len__(self) -> int:
+        if self.index is None:
+            return self.store.count()
         with self.store.lock:
             self._sync()
             return len(self.index)
@@ -263,9 +291,9 @@ class Memory:
         """Vectors for ``texts``, each distinct text encoded once ("ok", "thanks" recur)."""
         unique = list(dict.fromkeys(texts))
         vecs = np.asarray(self.embedder.embed(unique), dtype=np.float32)
-        if vecs.shape != (len(unique), self.index.dim):
+        if vecs.shape != (len(unique), self.dim):
             raise EmbedderError(
-                f"embedder returned shape {vecs.shape}, expected ({len(unique)}, {self.index.dim})"
+                f"embedder returned shape {vecs.shape}, expected ({len(unique)}, {self.dim})"
             )
         bad = ~np.isfinite(vecs).all(axis=1)
         if bad.any():
@@ -405,12 +433,15 @@ class Memory:
                 qvec = self._embed([query])[0]
             else:
                 qvec = np.asarray(embedding, dtype=np.float32).reshape(-1)
-                if qvec.shape != (self.index.dim,):
-                    raise ValueError(f"embedding must have {self.index.dim} values, got "
+                if qvec.shape != (self.dim,):
+                    raise ValueError(f"embedding must have {self.dim} values, got "
                                      f"{np.asarray(embedding).shape}")
                 if not np.isfinite(qvec).all():
                     raise ValueError("embedding contains NaN or infinite values: pass a finite vector")
         t1 = time.perf_counter()
+        if self.index is None:
+            return self._search_remote(query, qvec, k, depth, codes, session_id, mode, weights,
+                                       now, t0, t1)
         with self.store.lock:
             self._sync()
             sid = None
@@ -447,6 +478,35 @@ class Memory:
         fused = fuse(dense, lexical, weights, ts=ts, importance=imp, cosine=cosine,
                      lexical_mass=mass, now=(now or datetime.now(UTC)).timestamp(),
                      use_dense=mode != "lexical", use_lexical=mode != "dense")[:k]
+        return self._hits(fused, t0, t1, t2, t3)
+
+    def _search_remote(self, query, qvec, k, depth, codes, session_id, mode, weights, now,
+                       t0, t1) -> list[Hit]:
+        """:meth:`search` on PostgreSQL: HNSW and full-text candidates, fused here."""
+        sid = None
+        if session_id is not None:
+            sid = self.store.session_id(check_text(session_id, "session_id"))
+            if sid is None:
+                return []
+        lexical: list[tuple[int, float]] = []
+        mass = 0.0
+        if mode != "dense":
+            lexical, mass = self.lexical.search(
+                query, depth, rows=max(1, self.store.max_id()), kinds=codes, session=sid)
+        t2 = time.perf_counter()
+        dense = [] if qvec is None else self.store.dense(qvec, depth, kinds=codes, session=sid)
+        t3 = time.perf_counter()
+        info = self.store.candidates(sorted({i for i, _ in dense} | {i for i, _ in lexical}),
+                                     qvec if lexical else None)
+        lexical = [pair for pair in lexical if pair[0] in info]
+        cosine = None if qvec is None or not lexical else {i: info[i][2] for i, _ in lexical}
+        fused = fuse(dense, lexical, weights, ts={i: v[0] for i, v in info.items()},
+                     importance={i: v[1] for i, v in info.items()}, cosine=cosine,
+                     lexical_mass=mass, now=(now or datetime.now(UTC)).timestamp(),
+                     use_dense=mode != "lexical", use_lexical=mode != "dense")[:k]
+        return self._hits(fused, t0, t1, t2, t3)
+
+    def _hits(self, fused, t0: float, t1: float, t2: float, t3: float) -> list[Hit]:
         t4 = time.perf_counter()
         rows = self.store.fetch([f.id for f in fused])
         hits = []
@@ -593,13 +653,18 @@ class Memory:
             "memories": total, **counts, "sessions": sessions,
             "unconsolidated_messages": unconsolidated, "summaries": summaries,
             "db_bytes": db_bytes, "bytes_per_memory": round(db_bytes / total, 1) if total else None,
-            "index_rows": len(self.index), "index_projected_dims": self.index.projected_dims,
-            "embedder": str(getattr(self.embedder, "name", "?")), "dim": self.index.dim,
+            "index_rows": total if self.index is None else len(self.index),
+            "index_projected_dims": None if self.index is None else self.index.projected_dims,
+            "embedder": str(getattr(self.embedder, "name", "?")), "dim": self.dim,
             "schema_version": SCHEMA_VERSION, "path": self.store.path,
         }
 
     def check(self) -> dict[str, bool]:
-        """Integrity checks: SQLite's own, the FTS index's, and index == database."""
+        """Integrity checks: SQLite's own, the FTS index's, and index == database.
+
+        On PostgreSQL: every row has a full-text vector and the HNSW index is valid."""
+        if self.index is None:
+            return self.store.check()
         with self.store.lock:
             self._sync()
             c = self.store.conn

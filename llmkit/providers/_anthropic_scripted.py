@@ -14,6 +14,7 @@ from llmkit.providers._scripted import (
     Clock,
     Frames,
     arg_pieces,
+    cache_of,
     finish_of,
     ids,
     loose_json,
@@ -42,8 +43,9 @@ def messages(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
         args = tc.arguments if isinstance(tc.arguments, dict) else loose_json(tc.arguments)
         blocks.append({"type": "tool_use", "id": tc.id or "toolu_01" + ids(seed + str(i))[:22],
                        "name": tc.name, "input": args, "_raw": tc.arguments_text()})
-    usage = {"input_tokens": inp, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-             "output_tokens": out, "service_tier": "standard"}
+    read, written = cache_of(reply)  # Anthropic's input_tokens leaves out what the cache read or wrote
+    usage = {"input_tokens": inp - read - written, "cache_creation_input_tokens": written,
+             "cache_read_input_tokens": read, "output_tokens": out, "service_tier": "standard"}
     headers = {"content-type": "application/json", "request-id": "req_011" + ids(seed)[:21],
                "anthropic-ratelimit-requests-limit": "4000"}
     clock = Clock(reply, seed)

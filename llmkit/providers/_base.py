@@ -129,6 +129,11 @@ class Provider(ABC):
     def usage_of(self, payloads: list[dict], model: str) -> tuple[str, int, int] | None:
         """(model, input tokens, output tokens) from a response's JSON payloads, or None."""
 
+    def cache_usage_of(self, payloads: list[dict]) -> tuple[int, int]:
+        """(input tokens read from the prompt cache, input tokens written to it), both part of the input
+        tokens ``usage_of`` reports (lesson 6, 06_conversations). Providers without a cache report (0, 0)."""
+        return 0, 0
+
     # --- scripted replies --------------------------------------------------------------------------
     @abstractmethod
     def render_scripted(self, req: Any, reply: Any, seed: str, query: dict[str, str]) -> Any:

@@ -9,7 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmkit.providers._scripted import Clock, Frames, finish_of, ids, loose_json, response, text_pieces, usage_of
+from llmkit.providers._scripted import (
+    Clock,
+    Frames,
+    cache_of,
+    finish_of,
+    ids,
+    loose_json,
+    response,
+    text_pieces,
+    usage_of,
+)
 
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "content_filter": "SAFETY"}
 # A blocked answer's ratings, in the shape of a real SAFETY response (the blocking category says blocked)
@@ -32,9 +42,15 @@ def generate(req: Any, reply: Any, seed: str, kind: str) -> tuple[Any, Frames]:
     model = req.model
     rid = ids(seed)[:22]
 
+    cached = cache_of(reply)[0]
+
     def usage(out_tokens: int) -> dict:
-        return {"promptTokenCount": inp, "candidatesTokenCount": out_tokens, "totalTokenCount": inp + out_tokens,
-                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": inp}]}
+        use = {"promptTokenCount": inp, "candidatesTokenCount": out_tokens, "totalTokenCount": inp + out_tokens,
+               "promptTokensDetails": [{"modality": "TEXT", "tokenCount": inp}]}
+        if cached:  # the API leaves the cache fields out when nothing was cached
+            use |= {"cachedContentTokenCount": cached, "cacheTokensDetails": [{"modality": "TEXT",
+                                                                               "tokenCount": cached}]}
+        return use
 
     def chunk(parts: list[dict], finish_reason: str | None, out_tokens: int) -> dict:
         if finish_reason == "SAFETY" and not parts:  # blocked: empty content, the blocking category flagged

@@ -14,6 +14,7 @@ from llmkit.providers._scripted import (
     Clock,
     Frames,
     arg_pieces,
+    cache_of,
     finish_of,
     ids,
     pieces,
@@ -35,7 +36,7 @@ def chat(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
     model = req.model
     inp, out = usage_of(req, reply)
     usage = {"prompt_tokens": inp, "completion_tokens": out, "total_tokens": inp + out,
-             "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+             "prompt_tokens_details": {"cached_tokens": cache_of(reply)[0], "audio_tokens": 0},
              "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
     finish = _FINISH.get(finish_of(reply), finish_of(reply))
@@ -122,7 +123,7 @@ def responses(req: Any, reply: Any, seed: str) -> Any:
     rid = "resp_" + ids(seed)[:48]
     inp, out = usage_of(req, reply)
     body = req.body or {}
-    usage = {"input_tokens": inp, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": out,
+    usage = {"input_tokens": inp, "input_tokens_details": {"cached_tokens": cache_of(reply)[0]}, "output_tokens": out,
              "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": inp + out}
     items: list[dict] = []
     refusal = getattr(reply, "refusal", None)

@@ -60,6 +60,12 @@ def usage_of(req: Any, reply: Any) -> tuple[int, int]:
     return inp, out
 
 
+def cache_of(reply: Any) -> tuple[int, int]:
+    """(input tokens read from the prompt cache, written to it) of a scripted reply; both are part of its
+    input tokens (lesson 6, 06_conversations). A script sets them only where the request qualifies."""
+    return int(getattr(reply, "cached_tokens", None) or 0), int(getattr(reply, "cache_write_tokens", None) or 0)
+
+
 class Clock:
     """Deterministic frame times: first token at ttft, then one token per 1/tokens_per_s with jitter."""
 

@@ -182,6 +182,18 @@ class Anthropic(Provider):
                 out = use.get("output_tokens", out) or out
         return (model, int(inp), int(out)) if found else None
 
+    def cache_usage_of(self, payloads: list[dict]) -> tuple[int, int]:
+        """``usage.cache_read_input_tokens`` and ``usage.cache_creation_input_tokens`` (in ``message_start``
+        when streamed): reads and writes of blocks marked with ``cache_control`` (lesson 6, 06_conversations)."""
+        read = written = 0
+        for ev in payloads:
+            msg = ev.get("message") if isinstance(ev.get("message"), dict) else ev
+            use = msg.get("usage") or ev.get("usage")
+            if isinstance(use, dict) and "input_tokens" in use:
+                read = int(use.get("cache_read_input_tokens") or 0)
+                written = int(use.get("cache_creation_input_tokens") or 0)
+        return read, written
+
     # --- scripted replies --------------------------------------------------------------------------
     def render_scripted(self, req: Any, reply: Any, seed: str, query: dict[str, str]) -> Any:
         from llmkit.providers import _anthropic_scripted as scripted

@@ -214,6 +214,16 @@ class Gemini(Provider):
                 out = (use.get("candidatesTokenCount", 0) or 0) + (use.get("thoughtsTokenCount", 0) or 0)
         return (model, int(inp), int(out)) if found else None
 
+    def cache_usage_of(self, payloads: list[dict]) -> tuple[int, int]:
+        """``usageMetadata.cachedContentTokenCount``: prompt tokens served from an implicit or explicit
+        (``client.caches.create``) cache (lesson 6, 06_conversations); the API reports no write count."""
+        cached = 0
+        for ev in payloads:
+            use = ev.get("usageMetadata")
+            if isinstance(use, dict):
+                cached = int(use.get("cachedContentTokenCount") or 0)
+        return cached, 0
+
     # --- scripted replies --------------------------------------------------------------------------
     def render_scripted(self, req: Any, reply: Any, seed: str, query: dict[str, str]) -> Any:
         from llmkit.providers import _gemini_scripted as scripted

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ..kit import Kit
 
 PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions")
+#: ``client.responses.input_tokens.count`` (lesson 6): the request's input tokens, nothing generated.
+COUNT_PATH = "/v1/responses/input_tokens"
 
 _ERROR_TYPES = {
     400: ("invalid_request_error", None),
@@ -121,6 +123,33 @@ def messages(messages: list[dict], system: str | None = None) -> list[dict]:
     return out
 
 
+def responses_input(messages: list[dict]) -> list[dict]:
+    """Neutral messages → Responses API ``input`` items (lesson 6, 06_conversations): text as is, images as
+    ``input_image`` beside ``input_text``, tool calls and their results as their own items."""
+    out: list[dict] = []
+    for m in messages:
+        role = m["role"]
+        if role == "tool":
+            out.append({"type": "function_call_output", "call_id": m["tool_call_id"], "output": m["content"]})
+        elif role == "assistant":
+            if m.get("content"):
+                out.append({"role": "assistant", "content": m["content"]})
+            out += [{"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments}
+                    for c in m.get("tool_calls") or []]
+        elif isinstance(m["content"], str):
+            out.append({"role": role, "content": m["content"]})
+        else:
+            content = []
+            for p in _base.parts(m["content"]):
+                if p["type"] == "image":
+                    url = f"data:{p['media_type']};base64,{_base.b64(p['data'])}"
+                    content.append({"type": "input_image", "image_url": url, "detail": "auto"})
+                else:
+                    content.append({"type": "input_text", "text": p["text"]})
+            out.append({"role": role, "content": content})
+    return out
+
+
 class OpenAI(Provider):
     name = "openai"
     upstream = "https://api.openai.com"
@@ -135,7 +164,8 @@ class OpenAI(Provider):
         return path in PATHS or path.startswith("/v1/responses/")
 
     def api_of(self, path: str) -> str:
-        return {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}.get(path, "responses")
+        return {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings",
+                COUNT_PATH: "count_tokens"}.get(path, "responses")
 
     def base_url(self, root: str) -> str:
         return f"{root}/v1"
@@ -189,10 +219,29 @@ class OpenAI(Provider):
                 out = use.get("completion_tokens", use.get("output_tokens", 0)) or 0
         return (model, int(inp), int(out)) if found else None
 
+    def cache_usage_of(self, payloads: list[dict]) -> tuple[int, int]:
+        """(tokens read from the prompt cache, tokens written to it): Chat Completions
+        ``usage.prompt_tokens_details.cached_tokens`` or Responses ``usage.input_tokens_details.cached_tokens``;
+        OpenAI caches automatically and charges nothing for writing (lesson 6, 06_conversations)."""
+        cached = 0
+        for ev in payloads:
+            resp = ev.get("response") if isinstance(ev.get("response"), dict) else ev
+            use = resp.get("usage")
+            if isinstance(use, dict):
+                details = use.get("prompt_tokens_details") or use.get("input_tokens_details") or {}
+                cached = int(details.get("cached_tokens") or 0)
+        return cached, 0
+
     # --- scripted replies --------------------------------------------------------------------------
     def render_scripted(self, req: Any, reply: Any, seed: str, query: dict[str, str]) -> Any:
         from llmkit.providers import _openai_scripted as scripted
 
+        if req.api == "count_tokens":
+            from llmkit.providers._scripted import response, usage_of
+
+            return response(200, {"content-type": "application/json"},
+                            body={"object": "response.input_tokens", "input_tokens": usage_of(req, reply)[0]},
+                            t_ms=90.0)
         if req.api == "chat":
             return scripted.chat(req, reply, seed)[0]
         if req.api == "responses":
@@ -256,6 +305,13 @@ class OpenAI(Provider):
             response_format=response_format)
         c = collect(response_events(response))
         return c.text, None, c
+
+    def count_tokens(self, kit: Kit, model: str, system: str | None, messages_: list[dict]) -> int | None:
+        """``client.responses.input_tokens.count`` (lesson 6, 06_conversations): OpenAI's counting endpoint,
+        for the same conversation sent as Responses ``input`` items."""
+        kw: dict[str, Any] = {"instructions": system} if system else {}
+        return self.client(kit).responses.input_tokens.count(
+            model=model, input=responses_input(messages_), **kw).input_tokens
 
     def ping(self, kit: Kit, model: str, text: str) -> str:
         return self.client(kit).chat.completions.create(

@@ -52,6 +52,8 @@ class Reply:
     refusal: str | None = None  # the model declines: OpenAI's message.refusal / refusal item, Anthropic's "refusal"
     input_tokens: int | None = None
     output_tokens: int | None = None
+    cached_tokens: int | None = None  # of input_tokens, read from the prompt cache (only where the request qualifies)
+    cache_write_tokens: int | None = None  # of input_tokens, written to the cache (Anthropic's cache_control)
     status: int = 200
     error: str | None = None  # with status >= 400: the provider's error message
     ttft_ms: float = 320.0

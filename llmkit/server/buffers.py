@@ -158,7 +158,8 @@ class InProcessBuffer(EventBuffer):
         start = int(after) if after else 0
         if start >= len(record.events) and wait > 0:
             try:
-                await asyncio.wait_for(record.changed.wait(), wait)
+                async with asyncio.timeout(wait):  # no task per wait, unlike asyncio.wait_for
+                    await record.changed.wait()
             except TimeoutError:
                 return []
         return record.events[start:]
@@ -224,7 +225,8 @@ class _ReadFanOut:
                 self._task = asyncio.create_task(self._run(), name="llmkit-redis-fanout")
             elif key not in self._reading or self._reading[key] > _id_key(after):
                 await shared.xadd(self.wake_key, {"w": "1"}, maxlen=1, approximate=False)
-            return await asyncio.wait_for(asyncio.shield(waiter.done), timeout)
+            async with asyncio.timeout(timeout):
+                return await waiter.done
         except TimeoutError:
             return []
         finally:

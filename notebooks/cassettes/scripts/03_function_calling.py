@@ -41,6 +41,8 @@ def _is_strict(tool: dict) -> bool:
 
 def _strict_arguments(req: ScriptedRequest, reply: Reply) -> Reply:
     """A strict tool's arguments name every property, optional ones as null - as the real API's do."""
+    if req.api not in ("chat", "responses"):
+        return reply  # Anthropic and Gemini tools have no strict flag here
     tools = {(t.get("function") or t).get("name"): t for t in (req.body or {}).get("tools") or []}
     for call in reply.tool_calls:
         tool = tools.get(call.name)
