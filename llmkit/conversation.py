@@ -11,8 +11,9 @@ next request will cost, and keeps each request under a token budget by one of th
   :func:`llmkit.chat.complete`); the summary goes into the system prompt and replaces exactly the turns
   it covers, and it is rewritten, not appended to, when more turns are folded in.
 
-Tokens are counted by the provider where it offers an endpoint (Anthropic ``messages.count_tokens``,
-Gemini ``models.count_tokens``) and estimated for OpenAI (see :func:`estimate_tokens`). A session is
+Tokens are counted by each provider's own endpoint (OpenAI ``responses.input_tokens.count``, Anthropic
+``messages.count_tokens``, Gemini ``models.count_tokens``); :func:`estimate_tokens` is the offline
+estimate (``counter=local_count``) for planning and tests. A session is
 saved to a JSON file atomically and loaded back with :meth:`Conversation.load`::
 
     conv = Conversation(kit, "anthropic", system="You are terse.", budget=2000, policy="summarize")
@@ -56,7 +57,7 @@ MESSAGE_OVERHEAD = 4  # role and separators per message, as in OpenAI's cookbook
 
 
 def estimate_tokens(system: str | None, messages: list[dict], provider: str = "openai", model: str = "") -> int:
-    """An estimate for providers without a counting endpoint: ~4 characters per token of text, plus
+    """An offline estimate, no request made: ~4 characters per token of text, plus
     4 tokens of framing per message and the documented image formula for images (lesson 6).
 
     Exact counts for OpenAI need ``tiktoken`` with the model's encoding (not installed here); expect this
@@ -80,7 +81,7 @@ def estimate_tokens(system: str | None, messages: list[dict], provider: str = "o
 
 
 def provider_count(conv: Conversation, system: str | None, messages: list[dict]) -> int:
-    """The provider's own count where it has one (Anthropic, Gemini), the estimate otherwise (OpenAI)."""
+    """The provider's own count (all three have a counting endpoint), the estimate for one without."""
     from . import providers
 
     counted = providers.get(conv.provider).count_tokens(conv.kit, conv.model, system, messages)

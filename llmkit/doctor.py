@@ -154,6 +154,34 @@ def check_replay_server() -> Check:
         server.stop()
 
 
+def check_memory_store(environ: dict[str, str] | None = None) -> list[Check]:
+    """With ``LLMKIT_MEMORY_URL`` set: the PostgreSQL server answers and has pgvector (lesson 7's
+    ``Memory("postgresql://...")``). Nothing is checked, or shown, without it."""
+    url = (os.environ if environ is None else environ).get("LLMKIT_MEMORY_URL", "")
+    if not url:
+        return []
+    from .memory._pg_store import redact
+
+    try:
+        import psycopg
+    except ImportError:
+        return [Check("memory store", False, "psycopg is not installed", "pip install -c constraints.txt -e .")]
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            server = conn.execute("SHOW server_version").fetchone()[0]
+            row = conn.execute("SELECT default_version, installed_version FROM pg_available_extensions "
+                               "WHERE name = 'vector'").fetchone()
+    except psycopg.Error as e:
+        return [Check("memory store", False, f"{redact(url)} did not answer: {str(e).strip()}",
+                      "check LLMKIT_MEMORY_URL (user, password, host, port, database) and that the server runs, "
+                      "e.g. docker run -p 5432:5432 -e POSTGRES_PASSWORD=... pgvector/pgvector:pg18")]
+    if row is None:
+        return [Check("memory store", False, f"PostgreSQL {server} at {redact(url)} has no pgvector",
+                      "use the pgvector/pgvector Docker image, or enable the vector extension of your managed service")]
+    state = f"pgvector {row[1]} enabled" if row[1] else f"pgvector {row[0]} available (created on first use)"
+    return [Check("memory store", True, f"PostgreSQL {server} at {redact(url)}, {state}")]
+
+
 def _machine_checks() -> list[Check]:
     from . import doctor_system
 
@@ -161,7 +189,8 @@ def _machine_checks() -> list[Check]:
 
 
 CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (check_python, check_packages, check_model, check_widgets,
-                                                         check_keys, check_replay_server, _machine_checks)
+                                                         check_keys, check_replay_server, check_memory_store,
+                                                         _machine_checks)
 
 
 def diagnose() -> list[Check]:

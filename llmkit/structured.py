@@ -160,7 +160,9 @@ def generate(kit: Kit, provider: str, schema: type[T], messages: str | list[dict
         if value is not None:
             out.value = value
             return out
-        if attempt == 0 and repair and not final:
+        if final:
+            return out
+        if attempt == 0 and repair:
             fix = (f"Your reply did not match the {schema.__name__} schema: {error}. "
                    "Answer again with the corrected, complete result.")
             if call is not None:  # Anthropic: the error goes back as the forced tool's result

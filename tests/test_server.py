@@ -524,7 +524,7 @@ def test_redis_serves_more_streams_than_its_pool_has_connections(redis_url):
     async def run() -> list[str]:
         nonlocal peak
         async with httpx.AsyncClient(base_url=thread.url, timeout=30,
-                                     limits=httpx.Limits(max_connections=300)) as client:
+                                     limits=httpx.Limits(max_connections=300, max_keepalive_connections=0)) as client:
             readers = asyncio.gather(*(_read_all(client, body("long")) for _ in range(150)))
             while not readers.done():
                 peak = max(peak, await asyncio.to_thread(lambda: probe.info("clients")["connected_clients"]))

@@ -165,6 +165,15 @@ def consolidate(
     return result
 
 
+def _nearest_fact(mem: Memory, vec: np.ndarray, snap) -> tuple[list[int], list[float]]:
+    """The active long-term fact closest to ``vec`` (in-process index, or the database's)."""
+    if mem.index is None:
+        found = mem.store.dense(vec, 1, kinds=[LONG_TERM])
+        return [i for i, _ in found], [c for _, c in found]
+    ids, scores = mem.index.search(vec, 1, kinds=[LONG_TERM], snap=snap)
+    return ids.tolist(), scores.tolist()
+
+
 def _apply(
     mem: Memory, sid: int, session: str, batch: list[Row], ops: list,
     result: ConsolidationResult,
@@ -173,19 +182,19 @@ def _apply(
     by_id = {r.id: r for r in batch}
     every = [r.id for r in batch]
     new_texts = [op.content for op in ops if isinstance(op, AddFact | UpdateFact)]
-    vecs = mem._embed(new_texts) if new_texts else np.zeros((0, mem.index.dim), np.float32)
+    vecs = mem._embed(new_texts) if new_texts else np.zeros((0, mem.dim), np.float32)
 
     # merge near-duplicates the model proposed as new: against active facts and each other
     plan: list[tuple[str, object, np.ndarray | None]] = []
     fresh: list[tuple[int, np.ndarray]] = []  # (plan position, vector) of adds kept so far
     v = 0
-    snap = mem.index.snapshot()
+    snap = None if mem.index is None else mem.index.snapshot()
     for op in ops:
         vec = None
         if isinstance(op, AddFact | UpdateFact):
             vec, v = vecs[v], v + 1
         if isinstance(op, AddFact):
-            ids, scores = mem.index.search(vec, 1, kinds=[LONG_TERM], snap=snap)
+            ids, scores = _nearest_fact(mem, vec, snap)
             if len(ids) and scores[0] >= mem.merge_threshold:
                 plan.append(("duplicate", DuplicateFact(op="duplicate", fact_id=int(ids[0]),
                                                         source_ids=op.source_ids), None))

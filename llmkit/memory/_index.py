@@ -63,6 +63,7 @@ class DenseIndex:
         self._lock = threading.Lock()
         self._n = 0
         self._inactive = 0
+        self._removed: set[int] = set()  # ids of forgotten rows (still occupying a slot)
         self._alloc(1024)
         self._basis: np.ndarray | None = None
         self._proj: np.ndarray | None = None
@@ -89,7 +90,8 @@ class DenseIndex:
         self._cap = cap
 
     def __len__(self) -> int:
-        return self._n
+        """Rows held, forgotten ones excluded."""
+        return self._n - len(self._removed)
 
     @property
     def max_id(self) -> int:
@@ -147,6 +149,21 @@ class DenseIndex:
             newly = int(self._active[pos].sum())
             self._active[pos] = False
             self._inactive += newly
+
+    def remove(self, ids: Sequence[int]) -> None:
+        """Deactivate rows for good and zero their vectors (forgotten memories)."""
+        self.deactivate(ids)
+        with self._lock:
+            if not len(ids) or self._n == 0:
+                return
+            wanted = np.asarray(ids, dtype=np.int64)
+            pos = np.searchsorted(self._ids[: self._n], wanted)
+            pos = pos[pos < self._n]
+            pos = pos[np.isin(self._ids[pos], wanted)]
+            self._vecs[pos] = 0.0
+            self._removed.update(self._ids[pos].tolist())
+            if self._proj is not None:
+                self._proj[pos] = 0.0
 
     def _fit(self) -> None:
         """Choose the projection: top principal directions of (a sample of) the rows."""

@@ -125,6 +125,7 @@ class Memory:
             self._check_embedder()
             self.dim = int(self.embedder.dim)
             self._data_version = 0
+            self._forgotten = self.store.get_meta("forgotten")
             self.index: DenseIndex | None = None
             if self.remote:  # the database searches: no in-process copy of the vectors
                 self.lexical: LexicalSearcher = PgLexicalSearcher(self.store, budget=lexical_budget)
@@ -195,6 +196,11 @@ class Memory:
         if version != self._data_version:
             self._load(after=self.index.max_id)
             self.index.deactivate(self.store.inactive_ids())
+            forgotten = self.store.get_meta("forgotten")
+            if forgotten != self._forgotten:  # another connection deleted rows
+                snap = self.index.snapshot()
+                self.index.remove(np.setdiff1d(snap.ids, self.store.ids()).tolist())
+                self._forgotten = forgotten
             self._data_version = version
 
     def _append_committed(self, ids: list[int], vecs: np.ndarray, kinds, sessions, ts, imp) -> None:
@@ -511,6 +517,8 @@ class Memory:
         rows = self.store.fetch([f.id for f in fused])
         hits = []
         for f in fused:
+            if f.id not in rows:  # forgotten by another connection since the search began
+                continue
             rec = self._record(rows[f.id])
             hits.append(Hit(rec.id, rec.kind, rec.content, f.score, rec.session_id, rec.timestamp,
                             rec.metadata, rec.role, rec.importance, f.dense, f.lexical))
@@ -521,6 +529,31 @@ class Memory:
             "fetch_ms": (t5 - t4) * 1e3, "total_ms": (t5 - t0) * 1e3,
         }
         return hits
+
+    # --- forgetting (see _forget.py) -----------------------------------------------------------
+
+    def forget(self, memory_id: int) -> int:
+        """Delete one memory and everything derived from it; return how many memories went.
+
+        Derived: the facts consolidated from it (every version, with their source links), and
+        the session summaries that folded it in (the session falls back to its last summary
+        written before it). Vectors and full-text entries go with the rows; on SQLite the freed
+        pages are zeroed and the FTS5 index merged, so the text leaves the file too.
+        ``KeyError`` if there is no such memory.
+        """
+        from ._forget import delete
+
+        if self.store.fetch([memory_id]).get(memory_id) is None:
+            raise KeyError(f"no memory with id {memory_id}")
+        return delete(self, [memory_id])
+
+    def forget_session(self, session_id: str) -> int:
+        """Delete a whole session: its messages, facts, episodes, summaries, and everything
+        derived from them elsewhere; return how many memories went (0 for an unknown session)."""
+        from ._forget import delete
+
+        sid = self.store.session_id(check_text(session_id, "session_id"))
+        return 0 if sid is None else delete(self, [], sessions=[sid])
 
     # --- the short-term window -------------------------------------------------------------
 
@@ -677,4 +710,4 @@ class Memory:
             n = c.execute("SELECT count(*) FROM memories").fetchone()[0]
             top = c.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0]
         return {"sqlite": sqlite_ok, "fts": fts_ok,
-                "index": n == len(self.index) and top == self.index.max_id}
+                "index": n == len(self.index) and top <= self.index.max_id}

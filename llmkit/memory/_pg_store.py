@@ -119,7 +119,7 @@ def _import_psycopg():
     except ImportError as exc:
         raise MemoryDatabaseError(
             f"a postgresql:// memory needs psycopg, psycopg_pool and pgvector ({exc}): "
-            "install llmkit's memory extra (pip install 'llmkit[memory]')"
+            "pip install psycopg[binary] psycopg-pool pgvector (llmkit pins them)"
         ) from exc
     return psycopg, psycopg_pool, register_vector
 
@@ -377,6 +377,9 @@ class PgStore:
             "SELECT summary, summarised_upto, consolidated_upto FROM sessions WHERE id = ?",
             (session,)).fetchone()
         return (row[0], row[1], row[2]) if row else (None, 0, 0)
+
+    def scrub(self) -> None:
+        """Nothing to do: deleted rows leave every query at once; VACUUM reclaims the space."""
 
     def file_bytes(self) -> int:
         """Bytes of the memory tables with their indexes and TOAST data."""

@@ -165,6 +165,7 @@ class Store:
         self._use_wal()  # readers never block the writer
         c.execute("PRAGMA synchronous = NORMAL")  # with WAL: consistent after a crash
         c.execute("PRAGMA foreign_keys = ON")
+        c.execute("PRAGMA secure_delete = ON")  # forgotten text is zeroed, not left in free pages
         c.execute("PRAGMA busy_timeout = 30000")
         c.execute("PRAGMA cache_size = -65536")
         c.execute("PRAGMA temp_store = MEMORY")
@@ -379,6 +380,16 @@ class Store:
                 (session,),
             ).fetchone()
         return (row[0], row[1], row[2]) if row else (None, 0, 0)
+
+    def scrub(self) -> None:
+        """After deletions: merge the FTS5 segments (dropping deleted words) and empty the WAL."""
+        with self.lock:
+            self.conn.execute("INSERT INTO memories_fts(memories_fts) VALUES ('optimize')")
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def ids(self) -> list[int]:
+        with self.lock:
+            return [r[0] for r in self.conn.execute("SELECT id FROM memories ORDER BY id")]
 
     def file_bytes(self) -> int:
         with self.lock:

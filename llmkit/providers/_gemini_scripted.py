@@ -24,8 +24,8 @@ from llmkit.providers._scripted import (
 _FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "content_filter": "SAFETY"}
 # A blocked answer's ratings, in the shape of a real SAFETY response (the blocking category says blocked)
 _SAFETY_RATINGS = [
-    {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "LOW", "blocked": True},
-    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "MEDIUM", "blocked": True},
     {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
     {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "NEGLIGIBLE"},
 ]

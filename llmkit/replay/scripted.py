@@ -324,7 +324,14 @@ class ScriptRecorder:
             message = "llmkit scripted recording: the script has no answer for this request (not recorded)."
             await _send_json(send, 400, provider.error_body(400, message))
             return None
-        response = render(sreq, answer, query)
+        try:
+            response = render(sreq, answer, query)
+        except ScriptedReplyRejected as exc:  # a 400 the SDK raises at once (no retries), saying what to fix
+            from .server import _send_json
+
+            self.errors.append(exc)
+            await _send_json(send, 400, provider.error_body(400, f"llmkit scripted recording: {exc}"))
+            return None
         stored = RecordedRequest(request.provider, request.method, request.path,
                                  "&".join(f"{k}={v}" for k, v in query.items() if k != "key"), request.body)
         self.cassette.interactions.append(Interaction(stored, response))

@@ -203,7 +203,7 @@ class _ReadFanOut:
     it, so nobody waits for the block timeout to pass.
     """
 
-    def __init__(self, make_client: Callable[[], Any], wake_key: str, *, block_ms: int = 5_000,
+    def __init__(self, make_client: Callable[[], Any], wake_key: str, *, block_ms: int = 2_000,
                  ttl_s: float = 600.0):
         self._make_client = make_client
         self.wake_key = wake_key
@@ -215,6 +215,11 @@ class _ReadFanOut:
         self._client: Any = None
         self._task: asyncio.Task | None = None
         self._failure: BaseException | None = None
+
+    def covers(self, key: str, after: str) -> bool:
+        """Whether the XREAD in flight will return every entry of ``key`` after ``after``."""
+        reading = self._reading.get(key)
+        return reading is not None and reading <= _id_key(after) and self._task is not None and not self._task.done()
 
     async def wait(self, shared: Any, key: str, after: str, timeout: float) -> list[tuple[str, dict]]:
         """Entries of ``key`` after ``after``, waiting up to ``timeout`` s; [] when none came."""
@@ -255,15 +260,16 @@ class _ReadFanOut:
                         mine = [e for e in entries if _id_key(e[0]) > after]
                         if mine and not waiter.done.done():
                             waiter.done.set_result(mine)
-        except Exception as exc:  # Redis went away: every waiting reader learns it now, not at its TTL
+        except Exception:
+            # A broken connection: the waiting readers look again now (a reader whose Redis is really gone
+            # fails on its next command and its client reconnects), and the next wait starts a fresh loop.
             client, self._client = self._client, None
             with contextlib.suppress(Exception):
                 await client.aclose()
             for waiters in self._waiters.values():
                 for waiter in waiters:
                     if not waiter.done.done():
-                        waiter.done.set_exception(exc)
-            raise
+                        waiter.done.set_result([])
         finally:
             self._reading = {}
 
@@ -310,8 +316,9 @@ class RedisStreamBuffer(EventBuffer):
 
         def blocking_client() -> Any:
             # Its own one-connection pool, so the blocked XREAD never waits for (or holds) a shared connection.
-            own = aioredis.ConnectionPool(connection_class=shared_pool.connection_class, max_connections=1,
-                                          **shared_pool.connection_kwargs)
+            # Its socket timeout must outlast the XREAD BLOCK (2 s), or every idle wait would end in an error.
+            kwargs = {**shared_pool.connection_kwargs, "socket_timeout": 30.0}
+            own = aioredis.ConnectionPool(connection_class=shared_pool.connection_class, max_connections=1, **kwargs)
             return aioredis.Redis.from_pool(own)
 
         self._fanout = _ReadFanOut(blocking_client, f"{prefix}:wake:{secrets.token_hex(8)}", ttl_s=ttl_s)
@@ -360,8 +367,12 @@ class RedisStreamBuffer(EventBuffer):
     async def read(self, stream_id: str, after: str | None, *, wait: float) -> list[StoredEvent]:
         key = self._events_key(stream_id)
         after = after or "0-0"
-        reply = await self.redis.xread({key: after}, count=1000)
-        entries = reply[0][1] if reply else []
+        entries: list = []
+        # A reader coming back for more while the shared XREAD already watches its stream (the usual case)
+        # skips its own XREAD: the shared one returns whatever arrives after its id.
+        if not (wait > 0 and self._fanout.covers(key, after)):
+            reply = await self.redis.xread({key: after}, count=1000)
+            entries = reply[0][1] if reply else []
         if not entries and wait > 0:
             entries = await self._fanout.wait(self.redis, key, after, wait)
         return [StoredEvent(entry_id, fields["event"], json.loads(fields["data"])) for entry_id, fields in entries]

@@ -8,7 +8,7 @@ estimate of the request; live runs get the providers' own numbers.
 
 import json
 
-from llmkit.replay.scripted import Reply
+from llmkit.replay.scripted import Reply, estimate_tokens
 
 NAME, PROJECT = "Ada", "tide-gauge dashboard"
 
@@ -40,7 +40,8 @@ def reply(req):
     blob = json.dumps(body)
     if req.api in ("count_tokens", "count_gemini"):
         return Reply()
-    system = json.dumps(body.get("system") or body.get("systemInstruction") or "")
+    system = json.dumps(body.get("system") or body.get("systemInstruction") or body.get("instructions")
+                        or [m for m in body.get("messages") or [] if m.get("role") in ("system", "developer")])
     text = req.last_user_text()
     if "Summarise the conversation" in system:
         facts = []
@@ -61,3 +62,62 @@ def reply(req):
         if topic in lower:
             return Reply(text=answer + "." + FILLER)
     return None
+
+
+# --- prompt caching --------------------------------------------------------------------------------------
+# A cache hit needs a prefix seen before, long enough for the provider's documented minimum:
+# OpenAI caches prompts of 1024 tokens or more, in steps of 128 (platform.openai.com/docs/guides/prompt-caching);
+# Anthropic caches only up to a block marked with cache_control, at least 4096 tokens for Claude Haiku 4.5
+# (docs.claude.com, prompt caching); Gemini 2.5 Flash caches implicitly from 1024 tokens
+# (ai.google.dev/gemini-api/docs/caching).
+HANDBOOK_TITLE = "TIDE-GAUGE TEAM HANDBOOK"
+MIN_PREFIX = {"openai": 1024, "anthropic": 4096, "gemini": 1024}
+_cached_prefixes: set = set()
+
+
+def _prefix_text(req, body):
+    """The stable text a provider may cache: the system prompt / instructions (Anthropic: only when the
+    block carries cache_control)."""
+    if req.provider == "anthropic":
+        blocks = body.get("system") if isinstance(body.get("system"), list) else []
+        return "".join(b.get("text", "") for b in blocks if b.get("cache_control"))
+    if req.provider == "gemini":
+        return json.dumps(body.get("systemInstruction") or "")
+    if body.get("instructions"):
+        return body["instructions"]
+    first = (body.get("messages") or [{}])[0]
+    return first.get("content", "") if first.get("role") in ("system", "developer") else ""
+
+
+def _with_cache(req, body, text):
+    """A reply whose usage reports a cache write or hit exactly where the request qualifies."""
+    total = estimate_tokens(json.dumps(body))
+    prefix = _prefix_text(req, body)
+    tokens = estimate_tokens(prefix) + 4 if prefix else 0
+    key = (req.provider, req.api, prefix)
+    if tokens < MIN_PREFIX[req.provider]:
+        return Reply(text=text, input_tokens=total)
+    seen = key in _cached_prefixes
+    _cached_prefixes.add(key)
+    if req.provider == "openai":
+        return Reply(text=text, input_tokens=total, cached_tokens=tokens // 128 * 128 if seen else 0)
+    if req.provider == "anthropic":
+        return Reply(text=text, input_tokens=total, cached_tokens=tokens if seen else 0,
+                     cache_write_tokens=0 if seen else tokens)
+    return Reply(text=text, input_tokens=total, cached_tokens=tokens if seen else 0)
+
+
+_plain_reply = reply
+
+
+def reply(req):  # noqa: F811  (the conversation replies above, plus the handbook questions)
+    body = req.body or {}
+    if req.api in ("count_tokens", "count_gemini"):
+        return Reply()
+    if HANDBOOK_TITLE in json.dumps(body) or "cache_control" in json.dumps(body):
+        text = req.last_user_text().lower()
+        for topic, answer in TOPICS.items():
+            if topic in text:
+                return _with_cache(req, body, "The handbook says: " + answer + ".")
+        return None
+    return _plain_reply(req)
