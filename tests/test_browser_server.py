@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chr
 @pytest.fixture
 def page_url(tmp_path: Path):
     record_cassette(tmp_path)
-    kit = Kit("relay", mode="replay", speed=0.3, cassette_dir=tmp_path)
+    kit = Kit("relay", mode="replay", speed=3.3, cassette_dir=tmp_path)
     app = create_app(kit)
     cutter = CutEvents(app, 8, times=1)
     thread = ServerThread(cutter).start()

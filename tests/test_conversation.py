@@ -206,3 +206,15 @@ def test_load_reports_missing_or_foreign_files(kit, tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text('{"hello": 1}')
     with pytest.raises(ConfigError, match="not an llmkit conversation"):
         Conversation.load(tmp_path / "x.json", kit)
+
+
+def test_every_policy_is_known_and_provider_count_asks_the_provider(kit) -> None:
+    from llmkit.conversation import POLICIES, provider_count
+
+    assert {Conversation(kit, "anthropic", policy=p, budget=1000).policy for p in POLICIES} == set(POLICIES)
+    conv = Conversation(kit, "gemini", system="Be brief.", budget=1000)
+    conv.history.append(chat.user("hello there"))
+    n = provider_count(conv, conv.system, conv.window())
+    kit.seen.settle(":countTokens", 1)
+    answers = [a for p, _, a in kit.seen if p.endswith(":countTokens")]
+    assert answers and n == answers[-1]["totalTokens"]

@@ -25,8 +25,8 @@ def test_real_model_embeds_in_batches_with_unit_vectors(model):
     assert sims[0, 1] > sims[0, 2] + 0.2  # meaning, not words
 
 
-def test_real_model_dense_search_finds_paraphrases_lexical_cannot(model, tmp_path):
-    with Memory(str(tmp_path / "m.db"), embedder=model) as mem:
+def test_real_model_dense_search_finds_paraphrases_lexical_cannot(model, memory_path):
+    with Memory(memory_path, embedder=model) as mem:
         ids = mem.add_many([
             {"session_id": "s", "role": "user", "content": text}
             for text in [

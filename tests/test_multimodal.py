@@ -262,3 +262,11 @@ def test_cassette_stores_the_image_once_and_replays_by_hash(tmp_path: Path, monk
         assert any("blob:sha256:" in line for line in replay.misses[-1].diff)
     finally:
         replay.close()
+
+
+def test_fit_image_follows_the_models_rule() -> None:
+    shot = encoded((1440, 2560), "PNG")
+    data, media = mm.fit_image(shot, "openai", model="gpt-4o")
+    assert media == mm.PNG and mm.image_size(data) == (768, 1365)
+    data, _ = mm.fit_image(shot, "openai", model="o4-mini")
+    assert patches(mm.image_size(data)) == patches(mm.patch_fit(1440, 2560, 1536))

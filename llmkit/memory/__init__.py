@@ -1,4 +1,4 @@
-"""Hierarchical memory for LLM applications: short-term, long-term and episodic, in SQLite.
+"""Hierarchical memory for LLM applications: short-term, long-term and episodic, in SQLite or PostgreSQL.
 
 Introduced in lesson 7 (07_memory_systems)::
 
@@ -7,8 +7,11 @@ Introduced in lesson 7 (07_memory_systems)::
     mem.add("s1", "user", "I moved to Porto in May")
     mem.search("where does the user live?")
 
-Storage is one SQLite file (WAL, migrations, float32 vectors); retrieval fuses dense cosine
-similarity with FTS5 BM25; consolidation turns messages into versioned facts with a model call.
+Storage is one SQLite file (WAL, migrations, float32 vectors), or a PostgreSQL database with
+pgvector for stores that several processes share (``Memory("postgresql://...")``: HNSW and
+full-text indexes in the database); retrieval fuses dense cosine similarity with lexical scores;
+consolidation turns messages into versioned facts with a model call; ``forget(...)`` and
+``forget_session(...)`` delete a memory and everything derived from it.
 Importing this package does not import torch: the real embedder loads on first use.
 """
 

@@ -13,17 +13,15 @@ classes, so classifying never loads an SDK the program did not already use.
 
 from __future__ import annotations
 
-import email.utils
 import json
-import math
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from ..errors import AllRoutesFailed, CircuitOpen, ResilienceError, StreamInterrupted
 from ..events import ProviderError
+from ..retry import lower_headers, parse_retry_after
 
 
 class ErrorKind(StrEnum):
@@ -260,7 +258,7 @@ def _from_http(
     is_error: bool = False,
 ) -> ClassifiedError:
     """``is_error``: known to be a failure (an exception), whatever the status says."""
-    headers = _lower_headers(headers)
+    headers = lower_headers(headers)
     body = _json_body(body)
     error = _error_object(body, status, is_error)
     provider = provider or _provider_from_body(body, headers)
@@ -382,35 +380,6 @@ def _kind_from_status(status: int) -> ErrorKind | None:
     return None
 
 
-def parse_retry_after(
-    headers: Any, *, now: Callable[[], float] = time.time
-) -> float | None:
-    """Seconds the server asked us to wait: ``retry-after-ms``, then ``retry-after``.
-
-    ``retry-after`` may be seconds or an HTTP date (compared with ``now()``, wall time).
-    Returns None when there is no usable header; never a negative number.
-    """
-    headers = _lower_headers(headers)
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / scale
-        except ValueError:
-            continue
-        if math.isfinite(seconds):
-            return max(0.0, seconds)
-    value = headers.get("retry-after")
-    if value:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        return max(0.0, when.timestamp() - now())
-    return None
-
-
 def _gemini_retry_delay(error: Mapping[str, Any]) -> float | None:
     for detail in error.get("details") or ():
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
@@ -420,13 +389,6 @@ def _gemini_retry_delay(error: Mapping[str, Any]) -> float | None:
             except ValueError:
                 return None
     return None
-
-
-def _lower_headers(headers: Any) -> dict[str, str]:
-    if not headers:
-        return {}
-    items = headers.items() if hasattr(headers, "items") else headers
-    return {str(k).lower(): str(v) for k, v in items}
 
 
 def _json_body(body: Any) -> Any:

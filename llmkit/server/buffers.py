@@ -158,8 +158,7 @@ class InProcessBuffer(EventBuffer):
         start = int(after) if after else 0
         if start >= len(record.events) and wait > 0:
             try:
-                async with asyncio.timeout(wait):  # no task per wait, unlike asyncio.wait_for
-                    await record.changed.wait()
+                await asyncio.wait_for(record.changed.wait(), wait)
             except TimeoutError:
                 return []
         return record.events[start:]
