@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from inspect import isawaitable
+from itertools import count
 from typing import Any, Literal, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -121,6 +122,22 @@ class Attempt:
         return "ok" if self.error is None else self.error.kind.value
 
 
+def settle_failure(verdict: Verdict, attempt: int, start: float, end: float, started: float,
+                   policy: BackoffPolicy, rng: random.Random | None = None) -> tuple[Attempt, str]:
+    """The record of failed attempt ``attempt`` and why to give up (``""``: retry after its ``wait``).
+
+    Introduced in lesson 8 (08_errors_and_fallbacks): the one decision every retry loop makes
+    after a failure. ``start``/``end`` bound the attempt and ``started`` is when the first
+    attempt began (clock seconds); a retryable failure's wait comes from ``compute_wait``.
+    """
+    if verdict.retryable:
+        wait = compute_wait(attempt, verdict.retry_after, policy, rng)
+        reason = give_up_reason(policy, attempt, end - started, wait, verdict.retry_after)
+    else:
+        wait, reason = 0.0, "not retryable"
+    return Attempt(attempt, start, end, verdict, None if reason else wait), reason
+
+
 async def aretry(
     fn: Callable[[], Awaitable[T]],
     *,
@@ -144,27 +161,19 @@ async def aretry(
 
         sleep = asyncio.sleep
     started = clock()
-    attempt = 0
-    while True:
-        attempt += 1
+    for attempt in count(1):
         t0 = clock()
         try:
             result = await fn()
         except Exception as exc:
-            t1 = clock()
-            verdict = judge(exc)
-            if verdict.retryable:
-                wait = compute_wait(attempt, verdict.retry_after, policy, rng)
-                reason = give_up_reason(policy, attempt, t1 - started, wait, verdict.retry_after)
-            else:
-                wait, reason = 0.0, "not retryable"
-            await _call(on_attempt, Attempt(attempt, t0, t1, verdict, None if reason else wait))
+            failed, reason = settle_failure(judge(exc), attempt, t0, clock(), started, policy, rng)
+            await _call(on_attempt, failed)
             if reason:
-                replacement = exc if give_up is None else give_up(exc, verdict, attempt, reason)
+                replacement = exc if give_up is None else give_up(exc, failed.error, attempt, reason)
                 if replacement is exc:
                     raise
                 raise replacement from exc
-            await sleep(wait)
+            await sleep(failed.wait)
             continue
         await _call(on_attempt, Attempt(attempt, t0, clock(), None, None))
         return result

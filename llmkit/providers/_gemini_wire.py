@@ -27,7 +27,6 @@ from llmkit.wire._base import (
 
 __all__ = [
     "BLOCKED_FINISH_REASONS",
-    "DEFAULT_API_VERSION",
     "GeminiStreamParser",
     "generate_content_request",
     "genai_body",

@@ -37,10 +37,8 @@ __all__ = [
     "ChatStreamParser",
     "ResponsesStreamParser",
     "chat_request",
-    "parse_chat_response",
     "parse_error_body",
     "parse_response",
-    "parse_responses_response",
     "responses_request",
 ]
 

@@ -19,19 +19,12 @@ SDKs retry 429/5xx twice on their own, so each attempt here would be three reque
 Importing this package imports no SDK and no HTTP library.
 """
 
+from . import _errors
 from ._backoff import Attempt, BackoffPolicy, aretry_call, compute_wait, retry_call
 from ._breaker import BreakerRegistry, BreakerState, CircuitBreaker
 from ._client import AttemptRecord, ResilientCaller, assert_sdk_retries_off, sdk_retries
 from ._clock import FakeClock
-from ._errors import (
-    AllRoutesFailed,
-    CallFailed,
-    CircuitOpen,
-    ContentRefused,
-    ResilienceError,
-    StreamErrorEvent,
-    StreamInterrupted,
-)
+from ._errors import *  # noqa: F403  (the error classes: listed once, in _errors.__all__)
 from ._fallback import FallbackChain, FallbackResult, Hop, Route
 from ._faults import (
     EXPECTED_KIND,
@@ -52,19 +45,16 @@ from ._tenacity import (
 )
 
 __all__ = [
+    *_errors.__all__,
     "EXPECTED_KIND",
     "TRANSIENT_KINDS",
-    "AllRoutesFailed",
     "Attempt",
     "AttemptRecord",
     "BackoffPolicy",
     "BreakerRegistry",
     "BreakerState",
-    "CallFailed",
     "CircuitBreaker",
-    "CircuitOpen",
     "ClassifiedError",
-    "ContentRefused",
     "ErrorKind",
     "FakeClock",
     "FallbackChain",
@@ -73,11 +63,8 @@ __all__ = [
     "FaultResponse",
     "Hop",
     "RateLimiter",
-    "ResilienceError",
     "ResilientCaller",
     "Route",
-    "StreamErrorEvent",
-    "StreamInterrupted",
     "TokenBucket",
     "aresilient_stream",
     "aretry_call",

@@ -16,9 +16,10 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Awaitable, Callable
+from itertools import count
 from typing import TypeVar
 
-from ..retry import Attempt, BackoffPolicy, Clock, Sleep, aretry, compute_wait, give_up_reason
+from ..retry import Attempt, BackoffPolicy, Clock, Sleep, aretry, compute_wait, settle_failure
 from ._errors import CallFailed
 from ._taxonomy import ClassifiedError, ErrorKind, classify
 
@@ -45,31 +46,21 @@ def retry_call(
     """
     policy = policy or BackoffPolicy()
     started = clock()
-    attempt = 0
-    while True:
-        attempt += 1
+    for attempt in count(1):
         t0 = clock()
         try:
             result = fn()
         except Exception as exc:
-            t1 = clock()
             error = classify(exc)
-            wait = 0.0
-            if error.retryable:
-                wait = compute_wait(attempt, error.retry_after, policy, rng)
-            if error.kind is ErrorKind.UNKNOWN:
-                give_up = "unknown"  # a bug, not a fault: re-raised as it is
-            elif not error.retryable:
-                give_up = "not retryable"
-            else:  # attempts, the server's Retry-After, the deadline: the policy decides
-                give_up = give_up_reason(policy, attempt, t1 - started, wait, error.retry_after)
+            # attempts, the server's Retry-After, the deadline: the one policy in llmkit.retry decides
+            failed, give_up = settle_failure(error, attempt, t0, clock(), started, policy, rng)
             if on_attempt:
-                on_attempt(Attempt(attempt, t0, t1, error, None if give_up else wait))
-            if give_up == "unknown":
-                raise
+                on_attempt(failed)
+            if error.kind is ErrorKind.UNKNOWN:
+                raise  # a bug, not a fault: re-raised as it is
             if give_up:
                 raise CallFailed(error, attempts=attempt, reason=give_up) from exc
-            sleep(wait)
+            sleep(failed.wait)
             continue
         if on_attempt:
             on_attempt(Attempt(attempt, t0, clock(), None, None))

@@ -58,6 +58,13 @@ def _is_error_item(item: Any) -> bool:
     return type(item).__name__ == "ProviderError" and hasattr(item, "status")
 
 
+def _checked(item: T) -> T:
+    """``item``, unless it is a provider error item: that one is raised as ``_ErrorEvent``."""
+    if _is_error_item(item):
+        raise _ErrorEvent(item)
+    return item
+
+
 def _close(stream: Any) -> None:
     close = getattr(stream, "close", None)
     if callable(close):
@@ -89,9 +96,7 @@ def resilient_stream(
         held: list[T] = []
         try:
             for item in items:
-                if _is_error_item(item):
-                    raise _ErrorEvent(item)
-                held.append(item)
+                held.append(_checked(item))
                 if text_of(item):
                     return stream, items, held, False
         except BaseException:
@@ -112,9 +117,7 @@ def resilient_stream(
             return
         try:
             for item in items:
-                if _is_error_item(item):
-                    raise _ErrorEvent(item)
-                delivered.append(text_of(item) or "")
+                delivered.append(text_of(_checked(item)) or "")
                 yield item
         except Exception as exc:
             raise StreamInterrupted("".join(delivered), classify(exc)) from exc
@@ -153,9 +156,7 @@ async def aresilient_stream(
         held: list[T] = []
         try:
             async for item in items:
-                if _is_error_item(item):
-                    raise _ErrorEvent(item)
-                held.append(item)
+                held.append(_checked(item))
                 if text_of(item):
                     return stream, items, held, False
         except BaseException:
@@ -175,9 +176,7 @@ async def aresilient_stream(
             return
         try:
             async for item in items:
-                if _is_error_item(item):
-                    raise _ErrorEvent(item)
-                delivered.append(text_of(item) or "")
+                delivered.append(text_of(_checked(item)) or "")
                 yield item
         except Exception as exc:
             raise StreamInterrupted("".join(delivered), classify(exc)) from exc

@@ -10,11 +10,10 @@ a Redis buffer is built, not on ``import llmkit.server``.
 """
 
 from .app import Relay, create_app, kit_upstream
-from .buffers import TERMINAL_EVENTS, EventBuffer, InProcessBuffer, RedisStreamBuffer, StoredEvent
+from .buffers import EventBuffer, InProcessBuffer, RedisStreamBuffer, StoredEvent
 from .models import ChatRequest, Message, describe_errors
 
 __all__ = [
-    "TERMINAL_EVENTS",
     "ChatRequest",
     "EventBuffer",
     "InProcessBuffer",
