@@ -130,6 +130,7 @@ class StreamView:
         self._done = threading.Event()
         self._stop_requested = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._handle: Any = None  # the display made by show(), updated with the final text
 
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
                                           tooltip="Stop the answer: closes the connection to the model")
@@ -167,12 +168,14 @@ class StreamView:
     def result(self, timeout: float | None = None) -> str:
         """Wait until the stream has ended; return the final text (a prefix of the answer if stopped).
 
-        Re-raises the exception that ended the stream, unless it came from pressing Stop.
+        Re-raises the exception that ended the stream, unless it came from pressing Stop. A view shown with
+        :meth:`show` gets its final text written into its display here, for saved notebooks.
         """
         if not self._threads:
             raise RuntimeError("this StreamView was never started; call view.start() first.")
         if not self._done.wait(timeout):
             raise TimeoutError(f"the stream did not end within {timeout} s; view.stop() cancels it.")
+        self._publish_final()
         if self.error is not None:
             raise self.error
         return self.text
@@ -322,6 +325,26 @@ class StreamView:
         return f'<span class="llmkit-stream-state">{title}{state}</span>'
 
     # --- display ----------------------------------------------------------------------------------------
+    def show(self) -> None:
+        """Display the live widget in this cell (lesson 2, 02_streaming).
+
+        Unlike leaving ``view`` as the cell's value, the display keeps an id: once the answer is complete,
+        :meth:`result` updates it with the final text as HTML and plain text, so a saved notebook or a
+        static page of the lesson (where the live widget cannot run) shows the answer, not a placeholder.
+        """
+        from IPython.display import display
+
+        self._handle = display(self, display_id=True)
+
+    def _publish_final(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        bundle = self.widget._repr_mimebundle_()
+        bundle["text/plain"] = self.text
+        bundle["text/html"] = f'<div class="llmkit-stream-view">{self.status.value}\n{self.body.value}</div>'
+        handle.update(bundle, raw=True)
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = self.widget._repr_mimebundle_(**kwargs)
         # What a front end without the live widget shows (a saved notebook, GitHub, a terminal).

@@ -108,11 +108,9 @@ def resilient_stream(
         open_until_text, policy=policy, clock=clock, sleep=sleep, rng=rng,
         on_attempt=on_attempt,
     )
-    delivered: list[str] = []
+    delivered = [text_of(item) or "" for item in held]
     try:
-        for item in held:
-            delivered.append(text_of(item) or "")
-            yield item
+        yield from held
         if finished:
             return
         try:
@@ -167,10 +165,9 @@ async def aresilient_stream(
     stream, items, held, finished = await aretry_call(
         open_until_text, policy=policy, clock=clock, sleep=sleep, rng=rng, on_attempt=on_attempt,
     )
-    delivered: list[str] = []
+    delivered = [text_of(item) or "" for item in held]
     try:
         for item in held:
-            delivered.append(text_of(item) or "")
             yield item
         if finished:
             return
