@@ -81,7 +81,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: one sync Playwright at a time per thread, other files start their own
 def browser(tmp_path_factory: pytest.TempPathFactory):
     if not os.path.exists(CHROMIUM):
         pytest.skip("Debian chromium is not installed (bash scripts/sysdeps.sh installs it)")

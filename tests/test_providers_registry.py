@@ -23,6 +23,8 @@ from llmkit.replay.scripted import Reply, ScriptedRequest, ToolCall, render
 NAMES = providers.names()
 MODEL = "test-model"
 ANSWER = "Replay is deterministic: the same request, the same bytes, every time."
+WEATHER = {"name": "get_weather", "description": "The weather in a city.",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
 REPLY = Reply(text="Checking both cities.", tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="call_1"),
                                                        ToolCall("get_weather", {"city": "Oslo"}, id="call_2")],
               input_tokens=42, output_tokens=17)
@@ -39,7 +41,10 @@ def _scripted(p: Provider, reply: Reply, *, stream: bool) -> tuple[str, object]:
     request = p.raw_request(MODEL, "What is the weather in Paris and Oslo?", stream=stream)
     url = urlsplit(request.path)
     api = p.api_of(url.path)
-    sreq = ScriptedRequest(p.name, api, url.path, request.body, stream, 0)
+    # declare the tool the reply calls, in the provider's own wire format (a real API calls declared tools only)
+    kw = p.request(MODEL, [{"role": "user", "content": "hi"}], None, [WEATHER], 256, None)
+    body = {**request.body, "tools": p.wire_request(kw).body["tools"]}
+    sreq = ScriptedRequest(p.name, api, url.path, body, stream, 0)
     return api, render(sreq, reply, dict(parse_qsl(url.query)))
 
 

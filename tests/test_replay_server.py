@@ -47,6 +47,17 @@ def stream_interaction(kind: str, reply: Reply | str = TEXT) -> Interaction:
     return scripted(provider, path, body, reply, query=query)
 
 
+_WEATHER = {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string"}}}
+_GEMINI_TOOLS = [{"functionDeclarations": [{"name": "get_weather", "parametersJsonSchema": _WEATHER}]}]
+TOOL_DECLARATIONS = {
+    "openai-chat": [{"type": "function", "function": {"name": "get_weather", "parameters": _WEATHER}}],
+    "openai-responses": [{"type": "function", "name": "get_weather", "parameters": _WEATHER, "strict": False}],
+    "anthropic": [{"name": "get_weather", "input_schema": _WEATHER}],
+    "gemini-sse": _GEMINI_TOOLS,
+    "gemini-legacy-json-array": _GEMINI_TOOLS,
+}
+
+
 @pytest.fixture(scope="module")
 def client():
     """One keep-alive client for the module (building a client loads TLS certificates: ~30 ms each)."""
@@ -71,8 +82,10 @@ def body_of(client: httpx2.Client, url: str, it: Interaction) -> tuple[httpx2.Re
 @pytest.mark.parametrize("kind", list(STREAMS))
 def test_streams_are_served_byte_exact(serve, client, kind):
     tool = Reply(text="Checking.", tool_calls=[ToolCall("get_weather", {"city": "Zürich", "unit": "celsius"})])
-    text_it, tool_it = stream_interaction(kind), stream_interaction(kind, tool)
-    tool_it.request.body = {**tool_it.request.body, "tools": []}  # a different request, same endpoint
+    provider, path, query, body = STREAMS[kind]
+    text_it = stream_interaction(kind)
+    # a different request on the same endpoint, declaring the tool its reply calls (as a real API requires)
+    tool_it = scripted(provider, path, {**body, "tools": TOOL_DECLARATIONS[kind]}, tool, query=query)
     served = serve([text_it, tool_it])
     for index, it in enumerate([text_it, tool_it]):
         response, raw = body_of(client, served.url, it)

@@ -71,12 +71,10 @@ def _batches(rows: list[Row], size: int, max_tokens: int) -> list[list[Row]]:
 
 def summarise(mem: Memory, session_id: str, llm: LLM | None) -> int:
     model = _model(mem, llm, "summarise")
-    sid = mem.store.session_id(check_text(session_id, "session_id"))
-    if sid is None:
+    found = mem._session_window(session_id)
+    if found is None:
         return 0
-    window = mem._window_rows(sid)
-    if not window:
-        return 0
+    sid, window = found
     summary, upto, _ = mem.store.session_state(sid)
     pending = mem.store.messages_between(sid, upto, window[0].id - 1)
     max_words = max(60, mem.window_tokens // 4)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import combinations
 
 STOPWORDS = frozenset(
@@ -64,17 +64,23 @@ class LexicalSearcher:
         return self._count(quote(term), rows)
 
     def _count(self, match: str, rows: int) -> int:
+        return self._cached_count(match, rows, self._match_count)
+
+    def _match_count(self, match: str) -> int:
+        return self.conn.execute(
+            "SELECT count(*) FROM (SELECT rowid FROM memories_fts "
+            "WHERE memories_fts MATCH ? LIMIT ?)",
+            (match, self.budget + 1),
+        ).fetchone()[0]
+
+    def _cached_count(self, key: str, rows: int, count: Callable[[str], int]) -> int:
+        """``count(key)``, cached until the index grows by more than 5% (+100 rows) or shrinks."""
         if rows > self._df_rows * 1.05 + 100 or rows < self._df_rows:
             self._df_cache.clear()
             self._df_rows = rows
-        n = self._df_cache.get(match)
+        n = self._df_cache.get(key)
         if n is None:
-            n = self.conn.execute(
-                "SELECT count(*) FROM (SELECT rowid FROM memories_fts "
-                "WHERE memories_fts MATCH ? LIMIT ?)",
-                (match, self.budget + 1),
-            ).fetchone()[0]
-            self._df_cache[match] = n
+            n = self._df_cache[key] = count(key)
         return n
 
     def match_expression(self, text: str, rows: int) -> tuple[str | None, float]:

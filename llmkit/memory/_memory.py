@@ -557,6 +557,12 @@ class Memory:
 
     # --- the short-term window -------------------------------------------------------------
 
+    def _session_window(self, session_id: str) -> tuple[int, list[Row]] | None:
+        """The session's id and the rows in its window; None when it has no rows (or does not exist)."""
+        sid = self.store.session_id(check_text(session_id, "session_id"))
+        window = [] if sid is None else self._window_rows(sid)
+        return (sid, window) if sid is not None and window else None
+
     def _window_rows(self, sid: int) -> list[Row]:
         rows = self.store.recent_messages(sid, self.window_turns)
         total = 0
@@ -580,12 +586,10 @@ class Memory:
 
     def pending_summary(self, session_id: str) -> int:
         """How many turns have left the window and are not in the summary yet."""
-        sid = self.store.session_id(check_text(session_id, "session_id"))
-        if sid is None:
+        found = self._session_window(session_id)
+        if found is None:
             return 0
-        window = self._window_rows(sid)
-        if not window:
-            return 0
+        sid, window = found
         upto = self.store.session_state(sid)[1]
         with self.store.lock:
             return self.store.conn.execute(

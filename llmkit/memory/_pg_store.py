@@ -24,7 +24,7 @@ import numpy as np
 
 from ._errors import MemoryDatabaseError
 from ._lexical import LexicalSearcher, idf
-from ._store import COLUMNS, Row
+from ._store import COLUMNS, Row, SessionCache
 
 SCHEMA = "llmkit_memory"
 # HNSW build parameters: m=16 links per node and ef_construction=64 are pgvector's defaults;
@@ -168,7 +168,7 @@ class _Conn:
             conn.cursor().executemany(_sql(query), [list(p) for p in seq])
 
 
-class PgStore:
+class PgStore(SessionCache):
     """A pool of connections to one PostgreSQL database holding an llmkit memory."""
 
     dialect = "postgresql"
@@ -178,9 +178,8 @@ class PgStore:
         self.url = url
         self.path = redact(url)
         self.dim = dim
+        super().__init__()
         self.lock = threading.RLock()
-        self._session_names: dict[int, str] = {}
-        self._session_ids: dict[str, int] = {}
         self._local = threading.local()
         try:
             with psycopg.connect(url, autocommit=True) as conn:
@@ -299,32 +298,12 @@ class PgStore:
                     "INSERT INTO sessions(name) VALUES (?) ON CONFLICT (name) "
                     "DO UPDATE SET name = excluded.name RETURNING id", (name,)
                 ).fetchone()[0]
-                self._session_ids[name] = sid
-                self._session_names[sid] = name
+                self._remember_session(name, sid)
             out[name] = sid
         return out
 
-    def forget_uncommitted_sessions(self) -> None:
-        self._session_ids.clear()
-        self._session_names.clear()
-
-    def session_id(self, name: str) -> int | None:
-        if name in self._session_ids:
-            return self._session_ids[name]
-        row = self.conn.execute("SELECT id FROM sessions WHERE name = ?", (name,)).fetchone()
-        if row:
-            self._session_ids[name] = row[0]
-            self._session_names[row[0]] = name
-            return row[0]
-        return None
-
-    def session_name(self, sid: int) -> str:
-        name = self._session_names.get(sid)
-        if name is None:
-            name = self.conn.execute("SELECT name FROM sessions WHERE id = ?", (sid,)).fetchone()[0]
-            self._session_names[sid] = name
-            self._session_ids[name] = sid
-        return name
+    def _session_row(self, sql: str, param: object) -> Any:
+        return self.conn.execute(sql, (param,)).fetchone()
 
     # --- rows ------------------------------------------------------------------------------
 
@@ -456,17 +435,13 @@ class PgLexicalSearcher(LexicalSearcher):
         self.store = store
 
     def doc_freq(self, term: str, rows: int) -> int:
-        if rows > self._df_rows * 1.05 + 100 or rows < self._df_rows:
-            self._df_cache.clear()
-            self._df_rows = rows
-        n = self._df_cache.get(term)
-        if n is None:
-            n = self.store.conn.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM memories "
-                "WHERE fts @@ plainto_tsquery('english', ?) LIMIT ?) t",
-                (term, self.budget + 1)).fetchone()[0]
-            self._df_cache[term] = n
-        return n
+        return self._cached_count(term, rows, self._term_count)
+
+    def _term_count(self, term: str) -> int:
+        return self.store.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM memories "
+            "WHERE fts @@ plainto_tsquery('english', ?) LIMIT ?) t",
+            (term, self.budget + 1)).fetchone()[0]
 
     def _pair_count(self, pair: tuple[str, str]) -> int:
         return self.store.conn.execute(

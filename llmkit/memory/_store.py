@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from ._errors import MemoryDatabaseError
 
@@ -115,14 +116,50 @@ def _corrupt(path: str, exc: Exception) -> MemoryDatabaseError:
     )
 
 
-class Store:
+class SessionCache:
+    """Session names and their integer ids, cached both ways; a rollback clears it (see ``transaction()``).
+
+    Shared by the SQLite ``Store`` and the PostgreSQL ``PgStore``; each says how to read one
+    ``sessions`` row (``_session_row``).
+    """
+
+    def __init__(self) -> None:
+        self._session_names: dict[int, str] = {}
+        self._session_ids: dict[str, int] = {}
+
+    def _session_row(self, sql: str, param: object) -> Any:
+        raise NotImplementedError
+
+    def _remember_session(self, name: str, sid: int) -> int:
+        self._session_ids[name] = sid
+        self._session_names[sid] = name
+        return sid
+
+    def forget_uncommitted_sessions(self) -> None:
+        self._session_ids.clear()
+        self._session_names.clear()
+
+    def session_id(self, name: str) -> int | None:
+        if name in self._session_ids:
+            return self._session_ids[name]
+        row = self._session_row("SELECT id FROM sessions WHERE name = ?", name)
+        return self._remember_session(name, row[0]) if row else None
+
+    def session_name(self, sid: int) -> str:
+        name = self._session_names.get(sid)
+        if name is None:
+            name = self._session_row("SELECT name FROM sessions WHERE id = ?", sid)[0]
+            self._remember_session(name, sid)
+        return name
+
+
+class Store(SessionCache):
     """One SQLite connection shared by all threads, guarded by :attr:`lock`."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = os.fspath(path)
+        super().__init__()
         self.lock = threading.RLock()
-        self._session_names: dict[int, str] = {}
-        self._session_ids: dict[str, int] = {}
         try:
             self.conn = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=30.0
@@ -260,36 +297,13 @@ class Store:
                 else:
                     sid = row[0]
                 assert sid is not None
-                # a rollback clears these caches (see transaction())
-                self._session_ids[name] = sid
-                self._session_names[sid] = name
+                self._remember_session(name, sid)  # a rollback clears the cache (see transaction())
             out[name] = sid
         return out
 
-    def forget_uncommitted_sessions(self) -> None:
-        self._session_ids.clear()
-        self._session_names.clear()
-
-    def session_id(self, name: str) -> int | None:
-        if name in self._session_ids:
-            return self._session_ids[name]
+    def _session_row(self, sql: str, param: object) -> Any:
         with self.lock:
-            row = self.conn.execute("SELECT id FROM sessions WHERE name = ?", (name,)).fetchone()
-        if row:
-            self._session_ids[name] = row[0]
-            self._session_names[row[0]] = name
-            return row[0]
-        return None
-
-    def session_name(self, sid: int) -> str:
-        name = self._session_names.get(sid)
-        if name is None:
-            with self.lock:
-                row = self.conn.execute("SELECT name FROM sessions WHERE id = ?", (sid,)).fetchone()
-            name = row[0]
-            self._session_names[sid] = name
-            self._session_ids[name] = sid
-        return name
+            return self.conn.execute(sql, (param,)).fetchone()
 
     # --- rows ------------------------------------------------------------------------------
 

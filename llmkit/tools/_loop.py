@@ -89,9 +89,34 @@ def _result_text(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """A checked call, ready to run; its outcome's time counts from the start of the check."""
+
+    call: ToolCallComplete
+    tool: Tool
+    kwargs: dict
+    start: float
+
+    def invoke(self) -> Any:
+        return self.tool.fn(**self.kwargs)
+
+    def _ms(self) -> float:
+        return (time.perf_counter() - self.start) * 1000
+
+    def succeeded(self, value: Any) -> ToolOutcome:
+        return ToolOutcome(self.call, _result_text(value), None, self._ms())
+
+    def failed(self, exc: Exception) -> ToolOutcome:
+        # a failing tool is news for the model, not a crash of the loop
+        message = f"{self.tool.name} failed: {type(exc).__name__}: {exc}"
+        return ToolOutcome(self.call, _error("tool_error", message), "tool_error", self._ms())
+
+
 def _prepare(call: ToolCallComplete, tools: dict[str, Tool], confirm: Callable[..., bool] | None,
-             ) -> ToolOutcome | tuple[Tool, dict]:
+             ) -> ToolOutcome | _Ready:
     """Check one call before running it: the tool exists, the arguments validate, a side effect is confirmed."""
+    start = time.perf_counter()
     found = tools.get(call.name)
     if found is None:
         return ToolOutcome(call, _error("unknown_tool", f"there is no tool named {call.name!r}; available tools: "
@@ -104,41 +129,34 @@ def _prepare(call: ToolCallComplete, tools: dict[str, Tool], confirm: Callable[.
         return ToolOutcome(call, _error("not_confirmed", f"the user did not confirm running {found.name}, so it "
                                                          "was not run. Tell the user what you would do and ask "
                                                          "them to confirm."), "not_confirmed")
-    return found, kwargs
-
-
-def _failed(call: ToolCallComplete, found: Tool, exc: Exception, ms: float) -> ToolOutcome:
-    # a failing tool is news for the model, not a crash of the loop
-    return ToolOutcome(call, _error("tool_error", f"{found.name} failed: {type(exc).__name__}: {exc}"),
-                       "tool_error", ms)
+    return _Ready(call, found, kwargs, start)
 
 
 async def _run_one(call: ToolCallComplete, tools: dict[str, Tool], confirm: Callable[..., bool] | None,
                    ) -> ToolOutcome:
-    start = time.perf_counter()
-    prepared = _prepare(call, tools, confirm)
-    if isinstance(prepared, ToolOutcome):
-        return prepared
-    found, kwargs = prepared
+    ready = _prepare(call, tools, confirm)
+    if isinstance(ready, ToolOutcome) or not ready.tool.is_async:
+        return _finish_sync(ready)
     try:
-        value = await found.fn(**kwargs) if found.is_async else found.fn(**kwargs)
+        value = await ready.invoke()
     except Exception as exc:
-        return _failed(call, found, exc, (time.perf_counter() - start) * 1000)
-    return ToolOutcome(call, _result_text(value), None, (time.perf_counter() - start) * 1000)
+        return ready.failed(exc)
+    return ready.succeeded(value)
 
 
 def _run_one_sync(call: ToolCallComplete, tools: dict[str, Tool], confirm: Callable[..., bool] | None,
                   ) -> ToolOutcome:
-    start = time.perf_counter()
-    prepared = _prepare(call, tools, confirm)
-    if isinstance(prepared, ToolOutcome):
-        return prepared
-    found, kwargs = prepared
+    return _finish_sync(_prepare(call, tools, confirm))
+
+
+def _finish_sync(ready: ToolOutcome | _Ready) -> ToolOutcome:
+    if isinstance(ready, ToolOutcome):
+        return ready  # the check already decided
     try:
-        value = found.fn(**kwargs)
+        value = ready.invoke()
     except Exception as exc:
-        return _failed(call, found, exc, (time.perf_counter() - start) * 1000)
-    return ToolOutcome(call, _result_text(value), None, (time.perf_counter() - start) * 1000)
+        return ready.failed(exc)
+    return ready.succeeded(value)
 
 
 async def execute_calls(calls: Iterable[ToolCallComplete], tools: Iterable[Tool],

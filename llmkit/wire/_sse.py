@@ -219,20 +219,9 @@ class JSONArrayDecoder:
         items: list[Any] = []
         buf, pos = self._buf, self._pos
         while pos < len(buf):
-            if self._in_string:
-                if self._escaped:
-                    self._escaped = False
-                    pos += 1
-                    continue
-                m = _IN_STRING.search(buf, pos)
-                if m is None:
-                    pos = len(buf)
-                    break
-                pos = m.end()
-                if m.group() == "\\":
-                    self._escaped = True
-                else:
-                    self._in_string = False
+            if self._escaped:  # the character after a backslash in a string
+                self._escaped = False
+                pos += 1
                 continue
             if self._start < 0:
                 ch = buf[pos]
@@ -250,13 +239,19 @@ class JSONArrayDecoder:
                 else:
                     raise ValueError(f"unexpected {ch!r} between JSON array elements")
                 continue
-            m = _OUTSIDE.search(buf, pos)
+            # inside an element (strings are only ever inside one): jump to the next character that matters
+            m = (_IN_STRING if self._in_string else _OUTSIDE).search(buf, pos)
             if m is None:
                 pos = len(buf)
                 break
             pos = m.end()
             ch = m.group()
-            if ch == '"':
+            if self._in_string:
+                if ch == "\\":
+                    self._escaped = True
+                else:
+                    self._in_string = False
+            elif ch == '"':
                 self._in_string = True
             elif ch in "{[":
                 self._depth += 1
