@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from llmkit.events import Event, collect
@@ -112,15 +112,16 @@ def messages(messages: list[dict], system: str | None = None) -> list[dict]:
         elif isinstance(m["content"], str):
             out.append({"role": role, "content": m["content"]})
         else:
-            content = []
-            for p in _base.parts(m["content"]):
-                if p["type"] == "image":
-                    url = f"data:{p['media_type']};base64,{_base.b64(p['data'])}"
-                    content.append({"type": "image_url", "image_url": {"url": url}})
-                else:
-                    content.append({"type": "text", "text": p["text"]})
+            content = _content(m["content"], lambda url: {"type": "image_url", "image_url": {"url": url}},
+                               lambda text: {"type": "text", "text": text})
             out.append({"role": role, "content": content})
     return out
+
+
+def _content(content: Any, image: Callable[[str], dict], text: Callable[[str], dict]) -> list[dict]:
+    """A message's parts in one of OpenAI's two part formats (images as data URLs)."""
+    return [image(f"data:{p['media_type']};base64,{_base.b64(p['data'])}") if p["type"] == "image"
+            else text(p["text"]) for p in _base.parts(content)]
 
 
 def responses_input(messages: list[dict]) -> list[dict]:
@@ -139,13 +140,8 @@ def responses_input(messages: list[dict]) -> list[dict]:
         elif isinstance(m["content"], str):
             out.append({"role": role, "content": m["content"]})
         else:
-            content = []
-            for p in _base.parts(m["content"]):
-                if p["type"] == "image":
-                    url = f"data:{p['media_type']};base64,{_base.b64(p['data'])}"
-                    content.append({"type": "input_image", "image_url": url, "detail": "auto"})
-                else:
-                    content.append({"type": "input_text", "text": p["text"]})
+            content = _content(m["content"], lambda url: {"type": "input_image", "image_url": url, "detail": "auto"},
+                               lambda text: {"type": "input_text", "text": text})
             out.append({"role": role, "content": content})
     return out
 
