@@ -297,7 +297,7 @@ class RedisStreamBuffer(EventBuffer):
     """
 
     def __init__(self, url_or_client: Any = "redis://127.0.0.1:6379/0", *, ttl_s: float = 600.0,
-                 prefix: str = "llmkit:sse", max_connections: int = 32, pool_timeout: float = 20.0):
+                 prefix: str = "llmkit:sse", max_connections: int = 128, pool_timeout: float = 60.0):
         import secrets
 
         import redis.asyncio as aioredis
