@@ -16,7 +16,7 @@ reader could reassemble, not just each field on its own:
 A finding names the interaction and field and how the secret was encoded, never the secret itself.
 Two look-alikes are passed over, so real traffic is not flagged: a key-shaped token inside a long run
 of base64 (an image, a thought signature; that data is scanned decoded instead) and an ``sk-`` token
-with neither digit nor capital letter (prose such as "task-specific-fine-tuning").
+with neither digit nor capital letter (prose such as "a task-oriented design").
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def key_spans(text: str) -> Iterator[tuple[int, int, str]]:
 
     Two kinds of look-alike are passed over: a token inside encoded data (see :func:`in_base64_data`),
     and an OpenAI-style ``sk-`` token without a digit or capital letter, which is prose
-    ("task-specific-fine-tuning"), not a random key."""
+    ("a task-oriented design"), not a random key."""
     low = text.lower()
     if not any(prefix in low for prefix in _PREFIXES):  # substring tests are much faster than the regex
         return
