@@ -451,6 +451,9 @@ def test_redis_resume_and_cancel_through_a_second_server_process(redis_url, kit_
             assert head.text + rest.text == ANSWERS["long"]
             assert rest.events[-1].event == "done"
 
+            # A cancel must cross processes (B publishes, A's producer stops) before this answer ends: play it
+            # slowly, so a loaded machine cannot finish the whole answer first.
+            kit.speed = 0.25
             other = post(ca, body("cancel"))
             first = read_events(ca, other["events_url"], other["token"], stop_after_deltas=2)
             r = cb.delete(f"/api/streams/{other['stream_id']}", headers={"authorization": f"Bearer {other['token']}"})
