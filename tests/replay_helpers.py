@@ -21,6 +21,15 @@ GEMINI_STREAM = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
 GEMINI_GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole body of an ASGI request (the fake upstreams of the recorder tests read it this way)."""
+    raw, more = b"", True
+    while more:
+        message = await receive()
+        raw, more = raw + message.get("body", b""), message.get("more_body", False)
+    return raw
+
+
 def scripted(provider: str, path: str, body: Any, reply: Reply | str, *, query: str = "",
              n: int = 0) -> Interaction:
     """One interaction whose response the scripted renderer writes in ``provider``'s wire format."""

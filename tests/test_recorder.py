@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote
 
 import httpx2
 import pytest
-from replay_helpers import GEMINI_STREAM
+from replay_helpers import GEMINI_STREAM, read_body
 
 from llmkit.errors import SecretLeakError
 from llmkit.kit import Kit
@@ -78,10 +78,7 @@ class FakeUpstream:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        raw, more = b"", True
-        while more:
-            message = await receive()
-            raw, more = raw + message.get("body", b""), message.get("more_body", False)
+        raw = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         path, query = scope["path"], scope["query_string"].decode()
         provider = providers.provider_for_path(path)

@@ -25,6 +25,7 @@ import httpx2
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from replay_helpers import read_body
 
 from llmkit.errors import CassetteError, SecretLeakError
 from llmkit.events import TextDelta
@@ -145,10 +146,7 @@ class FakeProvider:
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        raw, more = b"", True
-        while more:
-            message = await receive()
-            raw, more = raw + message.get("body", b""), message.get("more_body", False)
+        raw = await read_body(receive)
         self.received.append((scope["path"], scope["query_string"].decode(), raw))
         answer = self.answer
         await send({"type": "http.response.start", "status": answer.status,
