@@ -69,6 +69,24 @@ def _env_speed(default: float) -> float:
                           "or any speed factor (2 = twice as fast).") from None
 
 
+class _SdkClient:
+    """A kit attribute holding one official SDK client, built on first use and closed by ``Kit.close()``."""
+
+    def __init__(self, provider: str, *, is_async: bool = False, doc: str) -> None:
+        self.provider, self.is_async, self.__doc__ = provider, is_async, doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, kit: Kit | None, owner: type | None = None) -> Any:
+        if kit is None:
+            return self
+        client = kit._sdk_clients.get(self.name)
+        if client is None:
+            client = kit._sdk_clients[self.name] = kit._sdk_client(self.provider, is_async=self.is_async)
+        return client
+
+
 class Kit:
     """Ready clients for one lesson, in one of three modes. Build it with :func:`start`."""
 
@@ -88,6 +106,7 @@ class Kit:
         self._keys: dict[str, str | None] = {}
         self._closed = False
         self._holds_guard = False
+        self._sdk_clients: dict[str, Any] = {}  # attribute name → client (see _SdkClient)
         self._http_sync: Any = None
         self._http_async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self._http_async_unbound: Any = None  # built outside any event loop (the live async SDK clients')
@@ -228,10 +247,10 @@ class Kit:
         """Close the async clients (SDK and HTTP) on the running event loop, and forget them so that a later
         loop (the next server, a notebook cell) builds fresh ones. Introduced in lesson 9 (09_sse_server)."""
         for name in ("openai_async", "anthropic_async"):
-            client = self.__dict__.pop(name, None)  # a cached_property of this kit
+            client = self._sdk_clients.pop(name, None)
             if client is not None:
                 await client.close()
-        gemini = self.__dict__.pop("gemini", None)  # its async half (.aio) lives on this loop
+        gemini = self._sdk_clients.pop("gemini", None)  # its async half (.aio) lives on this loop
         if gemini is not None:
             await gemini.aio.aclose()
             gemini.close()
@@ -278,28 +297,13 @@ class Kit:
         return providers.get(provider).sdk_client(self.key(provider), self.base_url(provider), live,
                                                   is_async=is_async)
 
-    @cached_property
-    def openai(self) -> Any:
-        """``openai.OpenAI`` pointed at the replay server (or the provider in live mode)."""
-        return self._sdk_client("openai", is_async=False)
-
-    @cached_property
-    def openai_async(self) -> Any:
-        return self._sdk_client("openai", is_async=True)
-
-    @cached_property
-    def anthropic(self) -> Any:
-        """``anthropic.Anthropic`` pointed at the replay server (or the provider in live mode)."""
-        return self._sdk_client("anthropic", is_async=False)
-
-    @cached_property
-    def anthropic_async(self) -> Any:
-        return self._sdk_client("anthropic", is_async=True)
-
-    @cached_property
-    def gemini(self) -> Any:
-        """``google.genai.Client`` pointed at the replay server; ``kit.gemini.aio`` is its async twin."""
-        return self._sdk_client("gemini", is_async=False)
+    openai = _SdkClient("openai", doc="``openai.OpenAI`` pointed at the replay server (or the provider in live mode).")
+    openai_async = _SdkClient("openai", is_async=True, doc="``openai.AsyncOpenAI``, likewise.")
+    anthropic = _SdkClient("anthropic", doc="``anthropic.Anthropic`` pointed at the replay server (or the provider "
+                           "in live mode).")
+    anthropic_async = _SdkClient("anthropic", is_async=True, doc="``anthropic.AsyncAnthropic``, likewise.")
+    gemini = _SdkClient("gemini", doc="``google.genai.Client`` pointed at the replay server; ``kit.gemini.aio`` is "
+                        "its async twin.")
 
     @property
     def gemini_async(self) -> Any:
@@ -402,14 +406,14 @@ class Kit:
 
     def _close_clients(self) -> None:
         for name in ("openai", "anthropic"):
-            client = self.__dict__.pop(name, None)
+            client = self._sdk_clients.pop(name, None)
             if client is not None:
                 client.close()
         for name in ("openai_async", "anthropic_async"):
-            client = self.__dict__.pop(name, None)
+            client = self._sdk_clients.pop(name, None)
             if client is not None:
                 self._close_async(client.close, None)
-        gemini = self.__dict__.pop("gemini", None)
+        gemini = self._sdk_clients.pop("gemini", None)
         if gemini is not None:
             gemini.close()
             self._close_async(gemini.aio.aclose, None)

@@ -10,43 +10,32 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmkit.providers._scripted import (
-    Clock,
-    Frames,
-    arg_pieces,
-    cache_of,
-    finish_of,
-    ids,
-    loose_json,
-    pieces,
-    response,
-    text_pieces,
-    usage_of,
-)
+from llmkit.providers import _scripted as s
+from llmkit.providers._scripted import Clock, Frames, response
 
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 
 
 def messages(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
     """A ``message`` (or its stream) answering ``reply``; the frames for a stream."""
-    mid = "msg_01" + ids(seed)[:22]
-    inp, out = usage_of(req, reply)
+    mid = "msg_01" + s.ids(seed)[:22]
+    inp, out = s.usage_of(req, reply)
     refusal = getattr(reply, "refusal", None)
     # A refusal: Claude's streaming classifier stops the message with stop_reason "refusal"
-    stop = "refusal" if refusal else _STOP.get(finish_of(reply), finish_of(reply))
+    stop = "refusal" if refusal else _STOP.get(s.finish_of(reply), s.finish_of(reply))
     blocks: list[dict] = []
     if refusal:
         blocks.append({"type": "text", "text": refusal})
     elif reply.text or getattr(reply, "chunks", None):
         blocks.append({"type": "text", "text": reply.text})
     for i, tc in enumerate(reply.tool_calls):
-        args = tc.arguments if isinstance(tc.arguments, dict) else loose_json(tc.arguments)
-        blocks.append({"type": "tool_use", "id": tc.id or "toolu_01" + ids(seed + str(i))[:22],
+        args = tc.arguments if isinstance(tc.arguments, dict) else s.loose_json(tc.arguments)
+        blocks.append({"type": "tool_use", "id": tc.id or "toolu_01" + s.ids(seed + str(i))[:22],
                        "name": tc.name, "input": args, "_raw": tc.arguments_text()})
-    read, written = cache_of(reply)  # Anthropic's input_tokens leaves out what the cache read or wrote
+    read, written = s.cache_of(reply)  # Anthropic's input_tokens leaves out what the cache read or wrote
     usage = {"input_tokens": inp - read - written, "cache_creation_input_tokens": written,
              "cache_read_input_tokens": read, "output_tokens": out, "service_tier": "standard"}
-    headers = {"content-type": "application/json", "request-id": "req_011" + ids(seed)[:21],
+    headers = {"content-type": "application/json", "request-id": "req_011" + s.ids(seed)[:21],
                "anthropic-ratelimit-requests-limit": "4000"}
     clock = Clock(reply, seed)
     frames = Frames()
@@ -69,7 +58,7 @@ def messages(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
             emit("content_block_start", clock.next(0), {"index": idx, "content_block": {"type": "text", "text": ""}})
             if idx == 0:
                 emit("ping", clock.next(0), {})
-            for piece in pieces(refusal) if refusal else text_pieces(reply):
+            for piece in s.pieces(refusal) if refusal else s.text_pieces(reply):
                 delta = {"type": "text_delta", "text": piece}
                 emit("content_block_delta", clock.next(), {"index": idx, "delta": delta}, text=True)
         else:
@@ -77,7 +66,7 @@ def messages(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
                 "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}})
             if idx == 0:
                 emit("ping", clock.next(0), {})
-            for piece in [""] + arg_pieces(block["_raw"]):
+            for piece in [""] + s.arg_pieces(block["_raw"]):
                 emit("content_block_delta", clock.next(), {"index": idx, "delta": {
                     "type": "input_json_delta", "partial_json": piece}})
         emit("content_block_stop", clock.next(0), {"index": idx})

@@ -9,19 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llmkit.providers._scripted import (
-    CREATED,
-    Clock,
-    Frames,
-    arg_pieces,
-    cache_of,
-    finish_of,
-    ids,
-    pieces,
-    response,
-    text_pieces,
-    usage_of,
-)
+from llmkit.providers import _scripted as s
+from llmkit.providers._scripted import CREATED, Clock, Frames, response
 
 _FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter"}
 
@@ -32,19 +21,19 @@ def _json(data: Any) -> str:
 
 def chat(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
     """A ``chat.completion`` (or its stream) answering ``reply``; the frames for a stream."""
-    cid = "chatcmpl-" + ids(seed)[:29]
+    cid = "chatcmpl-" + s.ids(seed)[:29]
     model = req.model
-    inp, out = usage_of(req, reply)
+    inp, out = s.usage_of(req, reply)
     usage = {"prompt_tokens": inp, "completion_tokens": out, "total_tokens": inp + out,
-             "prompt_tokens_details": {"cached_tokens": cache_of(reply)[0], "audio_tokens": 0},
+             "prompt_tokens_details": {"cached_tokens": s.cache_of(reply)[0], "audio_tokens": 0},
              "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
                                            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
-    finish = _FINISH.get(finish_of(reply), finish_of(reply))
-    calls = [{"id": tc.id or f"call_{ids(seed + str(i))[:24]}", "type": "function",
+    finish = _FINISH.get(s.finish_of(reply), s.finish_of(reply))
+    calls = [{"id": tc.id or f"call_{s.ids(seed + str(i))[:24]}", "type": "function",
               "function": {"name": tc.name, "arguments": tc.arguments_text()}}
              for i, tc in enumerate(reply.tool_calls)]
     headers = {"content-type": "application/json", "openai-processing-ms": str(int(reply.ttft_ms)),
-               "x-request-id": "req_" + ids(seed)[:32]}
+               "x-request-id": "req_" + s.ids(seed)[:32]}
     frames = Frames()
     clock = Clock(reply, seed)
     if not req.stream:
@@ -67,16 +56,16 @@ def chat(req: Any, reply: Any, seed: str) -> tuple[Any, Frames]:
         return f"data: {_json(data)}\n\n"
 
     frames.add(clock.next(), chunk({"role": "assistant", "content": "", "refusal": None}))
-    for piece in text_pieces(reply):
+    for piece in s.text_pieces(reply):
         frames.add(clock.next(), chunk({"content": piece}), text=True)
     if getattr(reply, "refusal", None):  # a refusal streams in its own delta field
-        for piece in pieces(reply.refusal):
+        for piece in s.pieces(reply.refusal):
             frames.add(clock.next(), chunk({"refusal": piece}))
     for i, call in enumerate(calls):
         head = {"index": i, "id": call["id"], "type": "function",
                 "function": {"name": call["function"]["name"], "arguments": ""}}
         frames.add(clock.next(), chunk({"tool_calls": [head]}))
-        for piece in arg_pieces(call["function"]["arguments"]):
+        for piece in s.arg_pieces(call["function"]["arguments"]):
             frames.add(clock.next(), chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
     frames.add(clock.next(), chunk({}, finish))
     if include_usage:
@@ -107,7 +96,7 @@ def _echo_tool(tool: dict) -> dict:
 def _padding(delta: str, seed: str) -> str:
     """Stream obfuscation: alphanumeric padding that evens out the size of ``*.delta`` events."""
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    digest = ids(seed)
+    digest = s.ids(seed)
     size = 16 - len(delta) % 16 if len(delta) % 16 else 0
     return "".join(alphabet[int(digest[2 * i:2 * i + 2], 16) % len(alphabet)] for i in range(size))
 
@@ -120,22 +109,22 @@ def _text_format(body: dict) -> dict:
 
 def responses(req: Any, reply: Any, seed: str) -> Any:
     """A Responses API ``response`` (or its event stream) answering ``reply``."""
-    rid = "resp_" + ids(seed)[:48]
-    inp, out = usage_of(req, reply)
+    rid = "resp_" + s.ids(seed)[:48]
+    inp, out = s.usage_of(req, reply)
     body = req.body or {}
-    usage = {"input_tokens": inp, "input_tokens_details": {"cached_tokens": cache_of(reply)[0]}, "output_tokens": out,
+    usage = {"input_tokens": inp, "input_tokens_details": {"cached_tokens": s.cache_of(reply)[0]}, "output_tokens": out,
              "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": inp + out}
     items: list[dict] = []
     refusal = getattr(reply, "refusal", None)
-    cut = finish_of(reply) == "length"
+    cut = s.finish_of(reply) == "length"
     if reply.text or refusal:
         part = ({"type": "refusal", "refusal": refusal} if refusal else
                 {"type": "output_text", "annotations": [], "logprobs": [], "text": reply.text})
-        items.append({"id": "msg_" + ids(seed + "m")[:48], "type": "message",
+        items.append({"id": "msg_" + s.ids(seed + "m")[:48], "type": "message",
                       "status": "incomplete" if cut else "completed", "content": [part], "role": "assistant"})
     for i, tc in enumerate(reply.tool_calls):
-        items.append({"id": "fc_" + ids(seed + f"f{i}")[:48], "type": "function_call", "status": "completed",
-                      "arguments": tc.arguments_text(), "call_id": tc.id or "call_" + ids(seed + str(i))[:24],
+        items.append({"id": "fc_" + s.ids(seed + f"f{i}")[:48], "type": "function_call", "status": "completed",
+                      "arguments": tc.arguments_text(), "call_id": tc.id or "call_" + s.ids(seed + str(i))[:24],
                       "name": tc.name})
 
     def resp(status: str, output: list, use: Any) -> dict:
@@ -157,7 +146,7 @@ def responses(req: Any, reply: Any, seed: str) -> Any:
                 "top_logprobs": 0, "top_p": 1.0, "truncation": "disabled", "usage": use, "user": None,
                 "metadata": {}}
 
-    headers = {"content-type": "application/json", "x-request-id": "req_" + ids(seed)[:32]}
+    headers = {"content-type": "application/json", "x-request-id": "req_" + s.ids(seed)[:32]}
     clock = Clock(reply, seed)
     final = "incomplete" if cut else "completed"
     if not req.stream:
@@ -186,7 +175,7 @@ def responses(req: Any, reply: Any, seed: str) -> Any:
             part = {"type": "refusal", "refusal": ""}
             emit("response.content_part.added", clock.next(0), item_id=item["id"], output_index=idx,
                  content_index=0, part=part)
-            for piece in pieces(refusal):
+            for piece in s.pieces(refusal):
                 emit("response.refusal.delta", clock.next(), item_id=item["id"], output_index=idx,
                      content_index=0, delta=piece)
             emit("response.refusal.done", clock.next(0), item_id=item["id"], output_index=idx,
@@ -199,7 +188,7 @@ def responses(req: Any, reply: Any, seed: str) -> Any:
             part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
             emit("response.content_part.added", clock.next(0), item_id=item["id"], output_index=idx,
                  content_index=0, part=part)
-            for piece in text_pieces(reply):
+            for piece in s.text_pieces(reply):
                 emit("response.output_text.delta", clock.next(), item_id=item["id"], output_index=idx,
                      content_index=0, delta=piece, logprobs=[])
             emit("response.output_text.done", clock.next(0), item_id=item["id"], output_index=idx,
@@ -209,7 +198,7 @@ def responses(req: Any, reply: Any, seed: str) -> Any:
         else:
             emit("response.output_item.added", clock.next(), output_index=idx,
                  item={**item, "status": "in_progress", "arguments": ""})
-            for piece in arg_pieces(item["arguments"]):
+            for piece in s.arg_pieces(item["arguments"]):
                 emit("response.function_call_arguments.delta", clock.next(), item_id=item["id"],
                      output_index=idx, delta=piece)
             emit("response.function_call_arguments.done", clock.next(0), item_id=item["id"],

@@ -138,6 +138,16 @@ def _reasoning(d: dict[str, Any]) -> list[Event]:
     return [ThinkingDelta(text)] if isinstance(text, str) and text else []
 
 
+def _message_events(m: dict[str, Any]) -> list[Event]:
+    """Reasoning, text and refusal of a Chat Completions ``message`` or stream ``delta``."""
+    out = _reasoning(m)
+    if m.get("content"):
+        out.append(TextDelta(m["content"]))
+    if m.get("refusal"):
+        out.append(RefusalDelta(m["refusal"]))
+    return out
+
+
 class ChatStreamParser(StreamParser):
     """Chat Completions stream bytes → events. Introduced in lesson 2 (02_streaming).
 
@@ -162,11 +172,7 @@ class ChatStreamParser(StreamParser):
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            out += _reasoning(delta)
-            if delta.get("content"):
-                out.append(TextDelta(delta["content"]))
-            if delta.get("refusal"):
-                out.append(RefusalDelta(delta["refusal"]))
+            out += _message_events(delta)
             for call in delta.get("tool_calls") or []:
                 key = call.get("index", 0)
                 fn = call.get("function") or {}
@@ -281,11 +287,7 @@ def parse_chat_response(body: bytes | str | dict[str, Any]) -> list[Event]:
     choices = [c for c in obj.get("choices") or [] if c.get("index", 0) == 0]
     choice = choices[0] if choices else {}
     message = choice.get("message") or {}
-    out += _reasoning(message)
-    if message.get("content"):
-        out.append(TextDelta(message["content"]))
-    if message.get("refusal"):
-        out.append(RefusalDelta(message["refusal"]))
+    out += _message_events(message)
     for i, call in enumerate(message.get("tool_calls") or []):
         fn = call.get("function") or {}
         out += tools.start(i, call.get("id"), fn.get("name") or "")
