@@ -4,9 +4,16 @@ Change a model here and every lesson follows. The scripted cassettes were writte
 cassette recorded live stores the ids the providers actually received. Everything else about a
 provider (endpoints, key variables, wire formats) lives in its module under ``llmkit.providers``;
 ``UPSTREAMS``, ``KEY_VARS`` and ``PROVIDERS`` below are read from there.
+
+``LLMKIT_MODEL_OPENAI``, ``LLMKIT_MODEL_ANTHROPIC`` and ``LLMKIT_MODEL_GEMINI`` override these ids for
+one run (read when a Kit is created, see :func:`models_from_env`); a model without a price below gets
+``cost_usd`` None in the usage ledger.
 """
 
 from __future__ import annotations
+
+import os
+from collections.abc import Mapping
 
 from . import providers
 
@@ -25,6 +32,19 @@ PROVIDERS: tuple[str, ...] = providers.names()
 UPSTREAMS: dict[str, str] = {p: providers.get(p).upstream for p in PROVIDERS}
 #: The environment variables that hold each provider's key.
 KEY_VARS: dict[str, tuple[str, ...]] = {p: providers.get(p).key_vars for p in PROVIDERS}
+#: The environment variables that override each provider's default model id.
+MODEL_VARS: dict[str, str] = {p: f"LLMKIT_MODEL_{p.upper()}" for p in PROVIDERS}
+
+
+def models_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The default model id of each provider, with ``LLMKIT_MODEL_<PROVIDER>`` overrides applied.
+
+    Introduced in lesson 0 (00_setup_and_replay): a rehearsal against a local model or a simulator
+    (``llmkit simulate``) names its own model ids. A blank value is ignored. A cassette stores the ids
+    it was recorded with, so in replay mode an override makes those requests miss.
+    """
+    env = os.environ if environ is None else environ
+    return {p: (env.get(MODEL_VARS[p]) or "").strip() or model for p, model in MODELS.items()}
 
 # List prices in USD per million tokens (input, output), as published when this file was written.
 # Check your provider's pricing page and edit here: the ledger multiplies these by real token counts.
@@ -45,3 +65,8 @@ CACHED_PRICES_PER_MTOK: dict[str, tuple[float, float | None]] = {
     "claude-haiku-4-5": (0.10, 1.25),
     "gemini-2.5-flash": (0.03, None),
 }
+
+# Explicit-cache storage, USD per million cached tokens per hour (Gemini's cachedContents, lesson 6). Per-call
+# costs leave it out: it is billed for as long as the cache lives. Source: ai.google.dev/gemini-api/docs/pricing
+# (Gemini 2.5 Flash, "Context caching price": $1.00 / 1,000,000 tokens per hour (storage price)).
+CACHE_STORAGE_PER_MTOK_HOUR: dict[str, float] = {"gemini-2.5-flash": 1.00}

@@ -16,7 +16,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .models import CACHED_PRICES_PER_MTOK, PRICES_PER_MTOK
+from .models import CACHE_STORAGE_PER_MTOK_HOUR, CACHED_PRICES_PER_MTOK, PRICES_PER_MTOK
 
 
 def _price(table: dict[str, Any], model: str) -> Any:
@@ -133,6 +133,13 @@ class UsageLedger:
                 "input_tokens": sum(r.input_tokens for r in self.records),
                 "cached_tokens": sum(r.cached_tokens for r in self.records),
                 "output_tokens": sum(r.output_tokens for r in self.records)}
+
+    @staticmethod
+    def cache_storage_cost_usd(model: str, tokens: int, seconds: float) -> float | None:
+        """What keeping ``tokens`` in an explicit cache of ``model`` for ``seconds`` costs, at the hourly
+        storage price (lesson 6, 06_conversations); None where no storage price is listed."""
+        price = _price(CACHE_STORAGE_PER_MTOK_HOUR, model.removeprefix("models/"))
+        return None if price is None else tokens * price / 1_000_000 * seconds / 3600
 
     def df(self, *, cache: bool = False) -> Any:
         """The ledger as a pandas DataFrame (one row per call, with its cost where the price is known);

@@ -140,3 +140,38 @@ def constraints(api: str, body: dict) -> Any:
         allowed = calling.get("allowedFunctionNames") or []
         c.choice, c.forced = "required", allowed[0] if len(allowed) == 1 else None
     return c
+
+
+def cached_content(req: Any, reply: Any, seed: str) -> Any:
+    """A ``CachedContent`` resource answering ``POST /v1beta/cachedContents`` (lesson 6, 06_conversations).
+
+    The resource as the API returns it: ``name`` (``cachedContents/{id}``), ``model``, ``displayName`` if one
+    was given, ``createTime``/``updateTime``/``expireTime`` (from ``ttl`` or ``expireTime``, one hour by
+    default) and ``usageMetadata.totalTokenCount``, the cache's size (the reply's ``input_tokens``, else an
+    estimate of what the request caches). The cached contents themselves are input only and not echoed.
+    A request for one cache by id is answered with the empty JSON object ``DELETE`` returns: the script
+    sees no HTTP method, so ``GET`` and ``PATCH`` of one cache are not scripted.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from llmkit.replay.scripted import estimate_tokens
+
+    headers = {"content-type": "application/json; charset=UTF-8", "server": "scaffolding on HTTPServer2"}
+    body = req.body if isinstance(req.body, dict) else {}
+    if not req.path.endswith("/cachedContents"):
+        return response(200, headers, body={}, t_ms=Clock(reply, seed).next())
+    cached = {k: body[k] for k in ("systemInstruction", "contents", "tools", "toolConfig") if k in body}
+    size = reply.input_tokens if reply.input_tokens is not None else estimate_tokens(json.dumps(cached))
+    now = datetime.now(UTC)
+    if body.get("expireTime"):
+        expire = datetime.fromisoformat(str(body["expireTime"]).replace("Z", "+00:00"))
+    else:
+        expire = now + timedelta(seconds=float(str(body.get("ttl") or "3600s").rstrip("s")))
+    stamp = "%Y-%m-%dT%H:%M:%S.%fZ"
+    resource: dict[str, Any] = {"name": "cachedContents/" + format(int(ids(seed)[:16], 16), "x")[:12],
+                                "model": body.get("model", f"models/{req.model}")}
+    if body.get("displayName"):
+        resource["displayName"] = body["displayName"]
+    resource |= {"createTime": now.strftime(stamp), "updateTime": now.strftime(stamp),
+                 "expireTime": expire.strftime(stamp), "usageMetadata": {"totalTokenCount": size}}
+    return response(200, headers, body=resource, t_ms=Clock(reply, seed).next())

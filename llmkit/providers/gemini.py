@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from ..kit import Kit
 
 PATH = re.compile(r"^/(v1|v1beta|v1alpha)/(models|tunedModels)/[^/:]+:(\w+)$")
+# The explicit-cache resource (lesson 6): the collection, and one cache by id (get, patch, delete).
+CACHE_PATH = re.compile(r"^/(v1|v1beta|v1alpha)/cachedContents(/[^/:]+)?$")
 
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -147,9 +149,11 @@ class Gemini(Provider):
 
     # --- HTTP surface ------------------------------------------------------------------------------
     def owns_path(self, path: str) -> bool:
-        return PATH.match(path) is not None
+        return PATH.match(path) is not None or CACHE_PATH.match(path) is not None
 
     def api_of(self, path: str) -> str:
+        if CACHE_PATH.match(path):
+            return "caches"
         return {"countTokens": "count_gemini", "embedContent": "embeddings",
                 "batchEmbedContents": "embeddings"}.get(method_of(path) or "", "generate")
 
@@ -161,6 +165,8 @@ class Gemini(Provider):
         return "sse" if query.get("alt") == "sse" else "json-array"
 
     def model_of(self, path: str, body: Any) -> str:
+        if CACHE_PATH.match(path):  # a cache names its model in the body ("models/gemini-2.5-flash")
+            return str((body or {}).get("model", "") if isinstance(body, dict) else "").removeprefix("models/")
         return path.split("/models/")[1].split(":")[0]
 
     def auth_headers(self, key: str) -> dict[str, str]:
@@ -208,8 +214,8 @@ class Gemini(Provider):
         for ev in payloads:
             model = ev.get("modelVersion") or model
             use = ev.get("usageMetadata")
-            if isinstance(use, dict):
-                found = True
+            if isinstance(use, dict) and not str(ev.get("name", "")).startswith("cachedContents/"):
+                found = True  # (a CachedContent resource reports its size, not a call's usage)
                 inp = use.get("promptTokenCount", 0) or 0
                 out = (use.get("candidatesTokenCount", 0) or 0) + (use.get("thoughtsTokenCount", 0) or 0)
         return (model, int(inp), int(out)) if found else None
@@ -234,6 +240,8 @@ class Gemini(Provider):
                             body={"totalTokens": usage_of(req, reply)[0]}, t_ms=90.0)
         if req.api == "generate":
             return scripted.generate(req, reply, seed, self.stream_kind(req.path, query))[0]
+        if req.api == "caches":
+            return scripted.cached_content(req, reply, seed)
         return None
 
     def scripted_frames(self, req: Any, reply: Any, seed: str) -> Any:

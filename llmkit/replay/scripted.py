@@ -71,6 +71,7 @@ class ScriptedRequest:
     body: Any
     stream: bool
     n: int  # how many requests this script has answered before this one
+    method: str = "POST"  # GET / DELETE for a resource such as Gemini's cachedContents/{id}
 
     @property
     def model(self) -> str:
@@ -254,7 +255,8 @@ def check_script(script: str | Path, cassette: str | Path) -> list[str]:
         query = dict(parse_qsl(request.query))
         provider = providers.get(request.provider)
         sreq = ScriptedRequest(request.provider, api_of(request.provider, request.path), request.path,
-                               request.body, provider.wants_stream(request.path, query, request.body), i)
+                               request.body, provider.wants_stream(request.path, query, request.body), i,
+                               request.method)
         answer = reply_of(sreq)
         if answer is not None:
             found += [f"interaction {i} ({request.provider} {sreq.api}): {p}" for p in violations(sreq, answer)]
@@ -316,7 +318,7 @@ class ScriptRecorder:
         provider = providers.get(request.provider)
         stream = provider.wants_stream(request.path, query, request.body)
         sreq = ScriptedRequest(request.provider, api_of(request.provider, request.path), request.path,
-                               request.body, stream, len(self.cassette.interactions))
+                               request.body, stream, len(self.cassette.interactions), request.method)
         answer = self.script(sreq)
         if answer is None:  # the script leaves this request unrecorded: replay will report a miss
             from .server import _send_json

@@ -121,3 +121,39 @@ def reply(req):  # noqa: F811  (the conversation replies above, plus the handboo
                 return _with_cache(req, body, "The handbook says: " + answer + ".")
         return None
     return _plain_reply(req)
+
+
+# --- explicit caching: Gemini's cachedContents resource --------------------------------------------------
+# ai.google.dev/gemini-api/docs/caching lists 1024 tokens as the minimum for Gemini 2.5 Flash; the API refuses
+# a smaller cache with 400 INVALID_ARGUMENT. A request that uses a cache may not set its own system instruction,
+# tools or tool config (also a 400). promptTokenCount counts the cached tokens too.
+_cache_sizes: list[int] = []  # the caches created so far, newest last
+
+_implicit_reply = reply
+
+
+def reply(req):  # noqa: F811  (everything above, plus client.caches and generate_content(cached_content=...))
+    body = req.body or {}
+    if req.api == "caches":
+        if not req.path.endswith("/cachedContents"):  # one cache: cachedContents/{id}
+            # caches.delete: the API answers with an empty JSON object; the lesson never GETs or PATCHes a cache
+            return Reply() if req.method == "DELETE" else None
+        size = estimate_tokens(json.dumps({k: body[k] for k in ("systemInstruction", "contents") if k in body}))
+        if size < MIN_PREFIX["gemini"]:
+            return Reply(status=400, error=f"Cached content is too small. total_token_count={size}, "
+                                           f"min_total_token_count={MIN_PREFIX['gemini']}")
+        _cache_sizes.append(size)
+        return Reply(input_tokens=size)
+    if req.provider == "gemini" and body.get("cachedContent"):
+        if any(body.get(k) for k in ("systemInstruction", "tools", "toolConfig")):
+            return Reply(status=400, error="CachedContent can not be used with GenerateContent request setting "
+                                           "system_instruction, tools or tool_config.\n\nProposed fix: move those "
+                                           "values to CachedContent from GenerateContent request.")
+        text = req.last_user_text().lower()
+        size = _cache_sizes[-1]
+        for topic, answer in TOPICS.items():
+            if topic in text:
+                return Reply(text="The handbook says: " + answer + ".",
+                             input_tokens=size + estimate_tokens(json.dumps(body)), cached_tokens=size)
+        return None
+    return _implicit_reply(req)
