@@ -5,6 +5,7 @@ Introduced in lesson 0 (00_setup_and_replay)::
     llmkit serve --cassette notebooks/cassettes/00_setup_and_replay.json [--port N] [--speed S]
     llmkit cassette import-vcr tests/cassettes/test_chat.yaml notebooks/cassettes/imported.json
     llmkit cassette check notebooks/cassettes/03_function_calling.json [--played play.json]
+    llmkit simulate --port 8765 --seed 1 [--profile chat-completions-only] [--error-rate 0.2]
 
 Each subcommand registers itself with an ``_add_<name>(subparsers)`` function and sets ``func``;
 ``record``, ``bench`` and ``doctor`` are added the same way.
@@ -98,6 +99,33 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_bench)
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from .simulate.serve import serve
+    from .simulate.settings import SimSettings
+
+    settings = SimSettings(seed=args.seed, profile=args.profile, refusal_rate=args.refusal_rate,
+                           cut_rate=args.cut_rate, error_rate=args.error_rate, speed=args.speed)
+    return serve(settings, port=args.port, quiet=args.quiet)
+
+
+def _add_simulate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("simulate", help="serve made-up but valid provider answers on 127.0.0.1, for live-mode "
+                       "rehearsals (Ctrl-C stops it)")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same answers (default: 0)")
+    p.add_argument("--profile", choices=("full", "chat-completions-only"), default="full",
+                   help="full: OpenAI, Anthropic and Gemini APIs (default); chat-completions-only: only OpenAI "
+                   "Chat Completions and the models list, 404 elsewhere, like a local OpenAI-compatible server")
+    for name, what in (("refusal", "a refusal"), ("cut", "a max_tokens cut"),
+                       ("error", "a retryable error (429 with Retry-After, 500, 503/529)")):
+        p.add_argument(f"--{name}-rate", type=float, default=0.0, metavar="R",
+                       help=f"probability (0 to 1) that an answer is {what} (default: 0)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="scale of the seeded delays: 0 = none, 1 = as drawn (default), 2 = twice as fast")
+    p.add_argument("--quiet", action="store_true", help="do not print a line per request")
+    p.set_defaults(func=_simulate)
+
+
 def _add_doctor(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="check Python, packages, keys, the replay server, PyTorch, system packages, "
                        "disk and the make commands")
@@ -134,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmkit", description="llmkit: replay server, cassettes and tools "
                                      "for the lessons in notebooks/.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_serve, _add_cassette, _add_serve_chat, _add_bench, _add_doctor):  # record registers here
+    # record registers here too
+    for add in (_add_serve, _add_cassette, _add_serve_chat, _add_bench, _add_doctor, _add_simulate):
         add(sub)
     return parser
 

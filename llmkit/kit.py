@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from . import guard
 from .errors import ConfigError
-from .models import KEY_VARS, MODELS, PROVIDERS, UPSTREAMS
+from .models import KEY_VARS, PROVIDERS, UPSTREAMS, models_from_env
 from .usage import UsageLedger
 
 if TYPE_CHECKING:
@@ -97,7 +97,6 @@ class Kit:
             raise ConfigError(f"LLMKIT_MODE={mode!r} is not a mode; choose one of {', '.join(MODES)}.")
         self.lesson = lesson
         self.mode = mode
-        self.models = dict(MODELS)
         self.usage = UsageLedger()
         self.cassette_path = _cassette_dir(cassette_dir) / f"{lesson}.json"
         self._script = script or os.environ.get("LLMKIT_SCRIPT") or None
@@ -113,6 +112,7 @@ class Kit:
         self._closing: set[asyncio.Future[Any]] = set()  # async closes scheduled on a running loop
         if mode != "replay":
             self._load_dotenv()
+        self.models = models_from_env()  # LLMKIT_MODEL_* overrides (a .env may set them outside replay)
         if mode == "replay":
             self._start_replay(_env_speed(1.0) if speed is None else speed)
         elif mode == "record":
@@ -266,8 +266,12 @@ class Kit:
         return _http.new_client(is_async=is_async, verify=self.mode != "replay")
 
     def _observe_live(self, request: Any, status: int, body: bytes) -> None:
-        host = urlsplit(str(request.url)).hostname or ""
-        provider = next((p for p in PROVIDERS if urlsplit(self._upstreams[p]).hostname == host), None)
+        from . import providers
+
+        url = urlsplit(str(request.url))
+        # host and port, then the path: one simulator or local server may stand in for several providers
+        provider = next((p for p in PROVIDERS if urlsplit(self._upstreams[p]).netloc == url.netloc
+                         and providers.get(p).owns_path(url.path)), None)
         if provider:
             import json
 

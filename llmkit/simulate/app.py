@@ -1,0 +1,186 @@
+"""The simulator's ASGI app: the providers' wire formats on loopback (lesson 0, ``llmkit simulate``).
+
+A Starlette app with one route per endpoint the lessons call: OpenAI Chat Completions, Responses and its
+``input_tokens`` count, the models list; Anthropic Messages and ``count_tokens``; Gemini
+``generateContent``, ``streamGenerateContent`` (SSE with ``alt=sse``, else a JSON array) and
+``countTokens``. Each request must carry a key in its provider's header; the answer comes from
+:mod:`llmkit.simulate.answer`, is framed by the provider module's scripted renderer and checked by
+``llmkit.replay.scripted.render`` like any scripted reply, then served at its seeded pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from collections import Counter
+from typing import Any
+
+from .. import providers
+from ..errors import ClientGone, ConfigError, ScriptedReplyRejected
+from ..replay.cassette import RecordedRequest
+from ..replay.scripted import ScriptedRequest, render
+from ..replay.server import _DisconnectAwareSend, _send_json, serve_response
+from .answer import answer, fault_for
+from .settings import SimSettings
+
+__all__ = ["SPOKEN", "SimulatorApp", "create_app"]
+
+#: The provider APIs the simulator answers (``Provider.api_of`` names); embeddings are not among them:
+#: no lesson sends them to a provider.
+SPOKEN = frozenset({"chat", "responses", "count_tokens", "messages", "generate", "count_gemini"})
+
+_NOT_FOUND = {"detail": "Not Found"}  # what vLLM (FastAPI) answers for a route it does not have
+_GEMINI_NO_KEY = ("Method doesn't allow unregistered callers (callers without established identity). Please use "
+                  "API Key or other form of API consumer identity to call this API.")
+_NO_KEY = {
+    "openai": (401, "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."),
+    "anthropic": (401, "x-api-key header is required"),
+    "gemini": (403, _GEMINI_NO_KEY),  # Google answers a request without any key 403 PERMISSION_DENIED
+}
+
+
+def _has_key(provider: str, headers: dict[str, str], query: dict[str, str]) -> bool:
+    bearer = headers.get("authorization", "")
+    bearer = bearer[7:].strip() if bearer.lower().startswith("bearer ") else ""
+    if provider == "openai":
+        return bool(bearer)
+    if provider == "anthropic":
+        return bool(headers.get("x-api-key") or bearer)
+    return bool(headers.get("x-goog-api-key") or query.get("key"))
+
+
+class SimulatorApp:
+    """The simulator's state (seed, counters, settings) and its request handler."""
+
+    def __init__(self, settings: SimSettings, models: list[str] | None = None):
+        from ..models import MODELS
+
+        self.settings = settings
+        self.models = models or list(MODELS.values())
+        self._seen: Counter[str] = Counter()  # how often each exact request came: a retry draws anew
+        self.served: Counter[str] = Counter()  # answers per provider API, for tests and the log
+        self.faults: Counter[str] = Counter()  # retryable errors sent, per provider and fault name
+
+    def rng_for(self, method: str, path: str, query: str, raw: bytes) -> tuple[random.Random, int]:
+        """The request's own seeded generator: seed, request and how many times it came before."""
+        key = hashlib.sha256(b"\n".join([method.encode(), path.encode(), query.encode(), raw])).hexdigest()
+        n = self._seen[key]
+        self._seen[key] += 1
+        return random.Random(f"{self.settings.seed}:{key}:{n}"), n
+
+    async def models_list(self, scope: dict, receive: Any, send: Any) -> None:
+        data = [{"id": m, "object": "model", "created": 1767225600, "owned_by": "llmkit-simulate"}
+                for m in self.models]
+        await _send_json(send, 200, {"object": "list", "data": data})
+
+    async def not_found(self, scope: dict, receive: Any, send: Any) -> None:
+        await _read(receive)
+        if self.settings.profile == "chat-completions-only":
+            await _send_json(send, 404, _NOT_FOUND)
+            return
+        provider = providers.for_path(scope["path"])
+        message = f"llmkit simulate: {scope['method']} {scope['path']} is not an endpoint the simulator answers."
+        body = provider.error_body(404, message) if provider else {
+            "error": {"message": message, "type": "invalid_request_error", "param": None, "code": "unknown_url"}}
+        await _send_json(send, 404, body)
+
+    async def provider_api(self, scope: dict, receive: Any, send: Any) -> None:
+        path, method = scope["path"], scope["method"]
+        provider = providers.for_path(path)
+        raw = await _read(receive)
+        query_text = scope.get("query_string", b"").decode("latin-1")
+        from urllib.parse import parse_qsl
+
+        query = dict(parse_qsl(query_text))
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if provider is None or provider.api_of(path) not in SPOKEN:
+            await self.not_found(scope, _done, send)
+            return
+        if self.settings.profile == "full" and not _has_key(provider.name, headers, query):
+            status, message = _NO_KEY[provider.name]
+            code = {"openai": None, "anthropic": None, "gemini": "PERMISSION_DENIED"}[provider.name]
+            await _send_json(send, status, provider.error_body(status, message, code=code),
+                             provider.error_headers(status))
+            return
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            await _send_json(send, 400, provider.error_body(400, "We could not parse the JSON body of your "
+                                                            "request."), provider.error_headers(400))
+            return
+        rng, n = self.rng_for(method, path, query_text, raw)
+        sreq = ScriptedRequest(provider.name, provider.api_of(path), path, body,
+                               provider.wants_stream(path, query, body), rng.randrange(10**9))
+        t0 = asyncio.get_running_loop().time()
+        fault = fault_for(sreq, self.settings, rng) if sreq.api != "count_tokens" else None
+        if fault is not None:
+            if self.settings.speed > 0:
+                await asyncio.sleep(fault.delay_ms / 1000 / self.settings.speed)
+            status, fheaders, fbody = provider.fault_response(fault.name, retry_after=fault.retry_after)
+            if status == 429:
+                fheaders.setdefault("retry-after-ms", f"{fault.retry_after * 1000:g}")
+            fheaders["x-llmkit-simulated"] = f"fault {fault.name}"
+            self.faults[f"{provider.name} {fault.name}"] += 1
+            await _send_json(send, status, fbody, fheaders)
+            return
+        try:
+            response = render(sreq, answer(sreq, self.settings, rng), query)
+        except (ScriptedReplyRejected, ConfigError) as exc:  # say why, in the provider's shape, without retries
+            await _send_json(send, 400, provider.error_body(400, f"llmkit simulate: {exc}"))
+            return
+        self.served[f"{provider.name} {sreq.api}"] += 1
+        response.headers["x-llmkit-simulated"] = f"seed {self.settings.seed} request {n}"
+        request = RecordedRequest(provider.name, method, path, query_text, body)
+        watched = _DisconnectAwareSend(send, receive)
+        try:
+            await serve_response(watched, request, None, response, None, self.settings.speed, t0)
+        except ClientGone:  # the client hung up mid-answer: nothing left to send
+            pass
+        finally:
+            watched.stop()
+
+
+async def _read(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _done() -> dict:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+class _Endpoint:
+    """A raw ASGI endpoint (Starlette routes it; the handler writes the response itself)."""
+
+    def __init__(self, handler: Any):
+        self.handler = handler
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await self.handler(scope, receive, send)
+
+
+def create_app(settings: SimSettings | None = None, models: list[str] | None = None) -> Any:
+    """The simulator as a Starlette app; ``app.state.simulator`` is its :class:`SimulatorApp`."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    sim = SimulatorApp(settings or SimSettings(), models)
+    api = _Endpoint(sim.provider_api)
+    routes = [Route("/v1/chat/completions", api, methods=["POST"]),
+              Route("/v1/models", _Endpoint(sim.models_list), methods=["GET"])]
+    if sim.settings.profile == "full":
+        routes += [Route(path, api, methods=["POST"]) for path in
+                   ("/v1/responses", "/v1/responses/input_tokens", "/v1/messages", "/v1/messages/count_tokens",
+                    "/{version}/models/{target:path}")]
+    routes.append(Route("/{path:path}", _Endpoint(sim.not_found),
+                        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]))
+    app = Starlette(routes=routes)
+    app.state.simulator = sim
+    return app
