@@ -4,7 +4,8 @@ Introduced in lesson 10 (10_benchmarks). Each check returns a :class:`Check` wit
 when something is wrong, the one command or setting that fixes it. Keys are reported as present or
 absent, never printed. A missing key is not an error (replay mode needs none); a wrong package
 version, a missing model or a replay server that does not answer is. The machine checks (user,
-PyTorch build, system packages, disk, the README's two commands) live in :mod:`llmkit.doctor_system`.
+PyTorch build, system packages, disk, the README's two commands) live in :mod:`llmkit.doctor_system`; the
+features that configured live upstreams (``LLMKIT_UPSTREAM_*``) answer, in :mod:`llmkit.doctor_upstreams`.
 """
 
 from __future__ import annotations
@@ -182,6 +183,12 @@ def check_memory_store(environ: dict[str, str] | None = None) -> list[Check]:
     return [Check("memory store", True, f"PostgreSQL {server} at {redact(url)}, {state}")]
 
 
+def _upstream_checks() -> list[Check]:
+    from . import doctor_upstreams
+
+    return doctor_upstreams.check_upstreams()
+
+
 def _machine_checks() -> list[Check]:
     from . import doctor_system
 
@@ -190,7 +197,7 @@ def _machine_checks() -> list[Check]:
 
 CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (check_python, check_packages, check_model, check_widgets,
                                                          check_keys, check_replay_server, check_memory_store,
-                                                         _machine_checks)
+                                                         _upstream_checks, _machine_checks)
 
 
 def diagnose() -> list[Check]:

@@ -141,3 +141,37 @@ def test_llmkit_doctor_prints_the_machine_checks():
     assert done.returncode == (1 if broken else 0), out
     fixes = [ln for ln in out.splitlines() if ln.strip().startswith("fix:")]
     assert len(fixes) == len([ln for ln in out.splitlines() if ln[:1] in "✗!"])  # every problem has its fix
+
+
+def test_the_doctor_reports_which_features_the_configured_upstreams_answer() -> None:
+    """Against ``llmkit simulate``: the full profile answers every feature; a Chat-Completions-only server (an
+    Ollama / vLLM / llama.cpp stand-in) is reported with the Responses API, Messages and Gemini missing; an upstream
+    that is not running is a failure with a fix; without LLMKIT_UPSTREAM_* nothing is probed."""
+    from llmkit.doctor_upstreams import check_upstreams
+    from llmkit.replay.server import ServerThread
+    from llmkit.simulate.app import create_app
+    from llmkit.simulate.settings import SimSettings
+
+    full = ServerThread(create_app(SimSettings(speed=0, seed=1))).start()
+    local = ServerThread(create_app(SimSettings(speed=0, seed=1, profile="chat-completions-only"))).start()
+    try:
+        env = {"OPENAI_API_KEY": "sk-simulated", "ANTHROPIC_API_KEY": "sk-ant-simulated", "GEMINI_API_KEY": "sim",
+               **{f"LLMKIT_UPSTREAM_{p}": full.url for p in ("OPENAI", "ANTHROPIC", "GEMINI")}}
+        checks = {c.name: c for c in check_upstreams(env)}
+        assert sorted(checks) == ["anthropic upstream", "gemini upstream", "openai upstream"]
+        assert all(c.ok for c in checks.values()), [c.line() for c in checks.values()]
+        assert "sk-simulated" not in "".join(c.line() for c in checks.values())
+
+        env = {f"LLMKIT_UPSTREAM_{p}": local.url for p in ("OPENAI", "ANTHROPIC", "GEMINI")}
+        checks = {c.name: c for c in check_upstreams(env)}
+        openai_check = checks["openai upstream"]
+        assert openai_check.warning and "chat completions answers" in openai_check.detail
+        assert "responses missing (404)" in openai_check.detail and "skip in live mode" in openai_check.fix
+        assert not checks["anthropic upstream"].ok and not checks["anthropic upstream"].warning
+        assert "messages missing (404)" in checks["anthropic upstream"].detail
+    finally:
+        full.stop()
+        local.stop()
+    down = check_upstreams({"LLMKIT_UPSTREAM_OPENAI": local.url}, timeout=2)
+    assert not down[0].ok and "no answer" in down[0].detail and "start the server" in down[0].fix
+    assert check_upstreams({}) == []
