@@ -8,7 +8,8 @@ Introduced in lesson 10 (10_benchmarks)::
     report.save("results.json")      # stamped with machine, CPU count, Python and package versions
 
 or from a shell: ``llmkit bench [SUITE ...] [--quick] [--out results.json]``. The harness
-(``interleave``, ``summarize``) is small enough to read; suites are one module each.
+(``interleave``, ``summarize``) is small enough to read; suites are one module each. Lesson 10b
+(10b_memory_and_resources) runs the ``memory`` suite and measures resident memory with ``rss_steps``.
 
 Lesson 1 (01_sdk_vs_http) uses the first, smaller tools: ``serve`` (a replay server in its own process),
 ``time_calls`` / ``summarize_calls`` (interleaved warm timing) and ``cold_start`` (fresh interpreters).
