@@ -1,4 +1,4 @@
-"""bench.rss_steps (lesson 10, 10_benchmarks): the RSS of a fresh interpreter after each statement."""
+"""bench.rss_steps (lesson 10b, 10b_memory_and_resources): the RSS of a fresh interpreter after each statement."""
 
 from __future__ import annotations
 
