@@ -28,6 +28,8 @@ BOOK_DIR  ?= build/book
 BOOK_OPTS ?=
 # make notebooks NBVAL_JUNIT=report.xml also writes a JUnit XML report of the notebook checks (CI uploads it).
 NBVAL_JUNIT ?=
+# More pytest options for make notebooks, e.g. NBVAL_ARGS=--durations=0 for each cell's time.
+NBVAL_ARGS ?=
 # Tests replay at speed 0 and never use real keys.
 TESTENV := LLMKIT_MODE=replay LLMKIT_SPEED=0 OPENAI_API_KEY= ANTHROPIC_API_KEY= GEMINI_API_KEY= GOOGLE_API_KEY=
 
@@ -58,11 +60,12 @@ lab: $(STAMP) $(LAB_OVERRIDES)
 	  --port=$(JUPYTER_PORT) $(if $(AS_ROOT),--allow-root) $(LAB_ARGS)
 
 # A static HTML site of every lesson from its saved outputs (nothing is re-executed): $(BOOK_DIR)/html/index.html
+# Lessons are notebooks/NN_name.ipynb, and NNb_name.ipynb for the second part of a split lesson.
 book: $(STAMP)
 	rm -rf $(BOOK_DIR)/src $(BOOK_DIR)/html $(BOOK_DIR)/jupyter_execute
 	mkdir -p $(BOOK_DIR)/src
 	cp -R docs/book/. $(BOOK_DIR)/src/
-	cp notebooks/[0-9][0-9]_*.ipynb $(BOOK_DIR)/src/
+	cp notebooks/[0-9][0-9]*_*.ipynb $(BOOK_DIR)/src/
 	for d in images solutions; do if [ -d notebooks/$$d ]; then cp -R notebooks/$$d $(BOOK_DIR)/src/; fi; done
 	$(PY) -m sphinx -b html -q $(BOOK_OPTS) $(BOOK_DIR)/src $(BOOK_DIR)/html
 	@echo "The book: $(BOOK_DIR)/html/index.html"
@@ -75,16 +78,30 @@ unit: $(STAMP) sysdeps
 	$(TESTENV) $(PY) -m pytest -q tests
 
 # Inside a loopback-only network namespace when the OS allows it (scripts/netns.sh says which).
+# Each pytest process loads only what nbval needs: scripts/nbval_startup.py and no hypothesis or anyio plugin
+# save ~2.5 s of CPU in each of the three processes of -n 2 (docs/notebooks.md, "Running many notebooks at once").
 notebooks: $(STAMP)
-	$(TESTENV) bash scripts/netns.sh $(PY) -m pytest -q -p no:python --nbval --nbval-current-env \
-	  --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=120 \
-	  -n 2 --dist loadscope $(if $(NBVAL_JUNIT),--junitxml=$(NBVAL_JUNIT)) notebooks
+	$(TESTENV) bash scripts/netns.sh $(PY) -m pytest -q -p scripts.nbval_startup -p no:hypothesispytest -p no:anyio \
+	  -p no:python --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=120 \
+	  -n 2 --dist loadscope $(if $(NBVAL_JUNIT),--junitxml=$(NBVAL_JUNIT)) $(NBVAL_ARGS) notebooks
 
 test: lint unit notebooks
 
 # Re-run lessons in replay mode and save their outputs: make execute NB="notebooks/00_*.ipynb"
 execute: $(STAMP)
 	$(PY) scripts/execute_notebook.py $(NB)
+
+# Every lesson and solution run live, and recorded then replayed, against the provider simulator (temporary
+# copies only): make rehearse REHEARSE_ARGS="--seed 7 --profile chat-completions-only --modes live"
+.PHONY: rehearse rehearse-ci
+REHEARSE_ARGS ?=
+rehearse: $(STAMP)
+	$(PY) scripts/rehearse.py $(REHEARSE_ARGS)
+
+# Lessons 0, 2, 3 and 4 live only: the quick rehearsal.
+rehearse-ci: $(STAMP)
+	$(PY) scripts/rehearse.py --modes live --notebooks notebooks/00_*.ipynb notebooks/02_*.ipynb \
+	  notebooks/03_*.ipynb notebooks/04_*.ipynb $(REHEARSE_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
