@@ -542,3 +542,64 @@ def test_redis_serves_more_streams_than_its_pool_has_connections(redis_url):
         thread.stop()
     assert texts == [expected] * 120, "every reader got the whole text: no producer died for want of a connection"
     assert peak - baseline <= pool + 1, f"{peak - baseline} connections to Redis for a pool of {pool}"
+
+
+def test_redis_readers_far_behind_near_behind_and_waiting_get_exact_events(redis_url):
+    # More events than the buffer keeps in memory per stream: old ones come from Redis, recent ones from memory.
+    async def run() -> tuple[list[str], dict[str, list[str]], list[str]]:
+        buffer = RedisStreamBuffer(redis_url, prefix=f"exact{time.monotonic_ns()}")
+        try:
+            await buffer.create("s", {"token_sha256": "x"})
+            waiting = asyncio.create_task(buffer.read("s", None, wait=5.0))
+            ids = [await buffer.append("s", "delta", {"text": f"t{i}"}) for i in range(300)]
+            first = [e.id for e in await waiting]
+            reads = {}
+            for start in (None, ids[10], ids[150], ids[250], ids[298]):
+                got: list[str] = []
+                after = start
+                while len(got) < 300 and (batch := await buffer.read("s", after, wait=0)):
+                    got += [e.data["text"] for e in batch]
+                    after = batch[-1].id
+                reads[start or "start"] = got
+            return ids, reads, first
+        finally:
+            await buffer.aclose()
+
+    ids, reads, first = asyncio.run(run())
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-")))) and len(set(ids)) == 300
+    assert first and first == ids[:len(first)], "the waiting reader got the first events, in order"
+    texts = [f"t{i}" for i in range(300)]
+    assert reads["start"] == texts
+    assert reads[ids[10]] == texts[11:] and reads[ids[150]] == texts[151:]
+    assert reads[ids[250]] == texts[251:] and reads[ids[298]] == texts[299:]
+
+
+def test_redis_connection_killed_mid_stream_ends_the_stream_with_an_error_not_a_hang(redis_url):
+    # The batches do not retry on their own (a resent batch could store its events twice): the producer's
+    # next event fails, and it ends the stream with an error event once Redis answers again.
+    import redis as sync_redis
+
+    async def words(_request):
+        for i in range(8):
+            if i == 4:
+                await asyncio.to_thread(lambda: sync_redis.Redis.from_url(redis_url).client_kill_filter(_type="normal"))
+            yield f"w{i} "
+
+    app = create_app(words, buffer=RedisStreamBuffer(redis_url, prefix=f"kill{time.monotonic_ns()}"))
+    thread = ServerThread(app).start()
+    try:
+        with httpx.Client(base_url=thread.url, timeout=20) as client:
+            info = post(client, body("long"))
+            read = read_events(client, info["events_url"], info["token"])
+    finally:
+        app.state.relay.shutdown()
+        thread.stop()
+    texts = [e.data["text"] for e in read.events if e.event == "delta"]
+    # The producer does not wait for each event to be stored, so the kill may hit events it sent before it.
+    assert texts == [f"w{i} " for i in range(len(texts))] and len(texts) <= 4, "no gap, no duplicate"
+    assert read.terminal is not None and read.terminal.event == "error", "the reader was told, not left waiting"
+    assert read.terminal.data["kind"] == "buffer_unavailable"
+    # The text the producer had read when it noticed: what was stored, and maybe the events it had sent since.
+    partial = read.terminal.data["partial_text"]
+    assert partial.startswith("w0 w1 w2 w3 ") and "".join(f"w{i} " for i in range(8)).startswith(partial)
+    assert partial.startswith("".join(texts))

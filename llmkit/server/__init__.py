@@ -10,8 +10,9 @@ a Redis buffer is built, not on ``import llmkit.server``.
 """
 
 from .app import Relay, create_app, kit_upstream
-from .buffers import EventBuffer, InProcessBuffer, RedisStreamBuffer, StoredEvent
+from .buffers import EventBuffer, InProcessBuffer, StoredEvent
 from .models import ChatRequest, Message, describe_errors
+from .redis_buffer import RedisStreamBuffer
 
 __all__ = [
     "ChatRequest",

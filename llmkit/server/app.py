@@ -23,6 +23,7 @@ an ``error`` event carrying the text produced so far.
 # No ``from __future__ import annotations`` here: FastAPI resolves the handlers' annotations (``Request``,
 # imported lazily inside create_app) at runtime.
 import asyncio
+import collections
 import contextlib
 import hashlib
 import hmac
@@ -54,6 +55,8 @@ DEFAULT_RETRY_POLICY = BackoffPolicy(base=0.25, cap=4.0, max_attempts=3, deadlin
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: The ``Retry-After`` (s) of a 429 when every stream slot of this process is busy.
 STREAM_SLOT_RETRY_S = 5.0
+#: How many events a producer may send to a batching buffer (Redis) before the first is confirmed stored.
+MAX_UNCONFIRMED_EVENTS = 32
 
 
 def kit_upstream(kit: "Kit", via: str = "wire") -> Upstream:
@@ -175,9 +178,20 @@ class Relay:
 
         policy = self.retry_policy or DEFAULT_RETRY_POLICY
 
-        async def append(stream_id: str, event: str, data: dict) -> None:
+        queued: collections.deque[asyncio.Future] = collections.deque()  # sent to the buffer, not yet confirmed
+
+        async def append(stream_id: str, event: str, data: dict, *, settle: bool = False) -> None:
+            # A batching buffer (Redis) confirms events later: the producer reads on meanwhile, up to
+            # MAX_UNCONFIRMED_EVENTS ahead. A terminal event (settle) waits for every event before it, so a
+            # failed one is noticed - and reported as an error event - before the stream is declared ended.
             try:
-                await self.buffer.append(stream_id, event, data)
+                pending = self.buffer.append_soon(stream_id, event, data)
+                if not isinstance(pending, asyncio.Future):
+                    await pending
+                    return
+                queued.append(pending)
+                while queued and (settle or queued[0].done() or len(queued) > MAX_UNCONFIRMED_EVENTS):
+                    await queued.popleft()
             except Exception as exc:  # told apart from the upstream's failures below
                 raise _BufferFailed(str(exc)) from exc
 
@@ -220,14 +234,16 @@ class Relay:
                 error = classify(exc)
             if error is not None:
                 await append(sid, "error", {"kind": error.kind.value, "message": error.message[:500],
-                                            "partial_text": "".join(parts), "retrying": False, "attempts": attempts})
+                                            "partial_text": "".join(parts), "retrying": False, "attempts": attempts},
+                             settle=True)
                 return
             await append(sid, "done", {
                 "finish_reason": finish.reason if finish else "stop", "chars": sum(len(p) for p in parts),
-                "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens} if usage else None})
+                "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens} if usage else None},
+                settle=True)
         except asyncio.CancelledError:
             try:
-                await append(sid, "cancelled", {"partial_chars": sum(len(p) for p in parts)})
+                await append(sid, "cancelled", {"partial_chars": sum(len(p) for p in parts)}, settle=True)
                 await self.buffer.expire(sid, self.cancel_grace_s)
             except Exception as exc:
                 self._lost(sid, exc, parts)
@@ -236,6 +252,8 @@ class Relay:
             await self._report_buffer_failure(sid, exc.__cause__ or exc, parts)
         finally:
             self.tasks.pop(sid, None)
+            for pending in queued:  # left behind by a failure: their errors are known, do not log them again
+                pending.add_done_callback(_retrieve)
 
     async def _report_buffer_failure(self, sid: str, exc: BaseException, parts: list[str]) -> None:
         for pause in (0.1, 0.5, 2.0):
@@ -264,6 +282,11 @@ class Relay:
         """Cancel this process's streams and close the buffer, from any thread (before stopping the server)."""
         if self.loop is not None and not self.loop.is_closed():
             asyncio.run_coroutine_threadsafe(self.aclose(), self.loop).result(timeout)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _buffer_error(exc: BaseException, parts: list[str]) -> dict[str, Any]:

@@ -26,7 +26,8 @@ def serve_chat(*, lesson: str = "09_sse_server", cassettes: str | None = None, p
 
     from ..kit import Kit
     from .app import LOOPBACK_HOSTS, create_app
-    from .buffers import InProcessBuffer, RedisStreamBuffer
+    from .buffers import InProcessBuffer
+    from .redis_buffer import RedisStreamBuffer
 
     kit = Kit(lesson, cassette_dir=cassettes, speed=speed)
     buffer: Any = RedisStreamBuffer(redis_url, ttl_s=ttl_s) if redis_url else InProcessBuffer(ttl_s=ttl_s)
