@@ -10,6 +10,10 @@ table. What it measures, on synthetic chat turns (templates, Zipf-like word use)
   search at 1k and 10k, query by query in alternation;
 - bytes per memory on disk, and recall of the projected dense index against an exact scan.
 
+From 100,000 memories on a SQLite store also builds its HNSW graph (usearch, ``_ann.py``) when it
+is opened. Both backends side by side (SQLite + HNSW, PostgreSQL + pgvector) at 10k and 100k
+clustered synthetic vectors are the ``scale`` part of ``llmkit bench memory --full``.
+
     python benchmarks/bench_memory.py            # full: ~15-25 min here (embeds 100k turns once,
                                                  # cached in ~/.cache/llmkit/bench_memory)
     python benchmarks/bench_memory.py --quick    # ~2 min: 1k and 10k, fewer queries

@@ -130,37 +130,20 @@ def test_migrates_a_version_1_database(db, emb, memory_backend):
     )
     conn.close()
     with Memory(db, embedder=emb) as mem:
-        assert mem.store.version == SCHEMA_VERSION == 2
+        assert mem.store.version == SCHEMA_VERSION == 3
         hit = mem.search("consolidation", k=1)[0]
         assert (hit.session_id, hit.content) == ("old", "written before consolidation existed")
         assert mem.stats()["unconsolidated_messages"] == 1  # v2 columns got their defaults
 
 
 def migrate_a_version_1_postgres_database(url, emb):
-    from llmkit.memory._pg_store import PgStore
+    from test_memory_users import old_store  # the same v1 store, built with the v1 migration's SQL
 
-    store = PgStore(url, dim=emb.dim)
-    store.close()
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:  # roll the new database back to v1
-        conn.execute("SET search_path TO llmkit_memory, public")
-        conn.execute("DROP TABLE summaries, fact_sources, facts")
-        conn.execute("DROP INDEX memories_inactive")
-        for column in ("summary", "summarised_upto", "consolidated_upto"):
-            conn.execute(f"ALTER TABLE sessions DROP COLUMN {column}")
-        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-        conn.execute("INSERT INTO meta VALUES ('embedder', %s), ('dim', %s)", (emb.name, str(emb.dim)))
-        conn.execute("INSERT INTO sessions(id, name) VALUES (1, 'old')")
-        vec = emb.embed(["written before consolidation existed"])[0]
-        conn.execute(
-            "INSERT INTO memories(kind, session, role, content, ts, importance, tokens, embedding) "
-            "VALUES (0, 1, 'user', 'written before consolidation existed', 0, 0.5, 6, %s::vector)",
-            (str([float(x) for x in vec]),))
+    old_store(url, emb, 1)
     with Memory(url, embedder=emb) as mem:
-        assert mem.store.version == SCHEMA_VERSION == 2
-        hit = mem.search("consolidation", k=1)[0]
-        assert (hit.session_id, hit.content) == ("old", "written before consolidation existed")
+        assert mem.store.version == SCHEMA_VERSION == 3
+        hit = mem.search("locker number", k=1)[0]
+        assert (hit.session_id, hit.content) == ("old", "my locker is number 12")
         assert mem.stats()["unconsolidated_messages"] == 1
 
 
@@ -319,7 +302,7 @@ def test_dense_path_forgives_typos_that_lexical_misses(db, emb):
     mem = Memory(db, embedder=emb)
     ids = fill(mem)
     assert mem.search("restaurnt", k=3, mode="lexical") == []
-    hits = mem.search("restaurnt", k=3, mode="dense", weights=Weights(recency=0, importance=0))
+    hits = mem.search("restaurnt", k=3, mode="dense", weights=Weights(recency=0, importance=0, hubness=0))
     assert hits[0].id == ids[3] and hits[0].dense == pytest.approx(hits[0].score)  # the cosine
 
 

@@ -41,3 +41,22 @@ def test_real_model_dense_search_finds_paraphrases_lexical_cannot(model, memory_
         assert mem.search(query, k=1, mode="dense")[0].id == ids[0]
         assert mem.search("injury", k=1)[0].id == ids[3]
         assert mem.stats()["embedder"] == "all-MiniLM-L6-v2"
+
+
+def test_hubness_correction_finds_the_knowledge_update_generic_turns_hid(model, memory_path):
+    """The bundled set's knowledge-update answer ranks below content-free turns by cosine alone."""
+    from llmkit.memory import Weights
+    from llmkit.memory.evaluate import load_conversation, turns
+
+    data = load_conversation()
+    question = next(q for q in data["questions"] if q["type"] == "knowledge-update")
+    with Memory(memory_path, embedder=model) as mem:
+        mem.add_many(turns(data))
+
+        def top(mode: str, hubness: float) -> list[str]:
+            hits = mem.search(question["question"], k=10, mode=mode, weights=Weights(hubness=hubness))
+            return [h.metadata["dia_id"] for h in hits]
+
+        assert not set(question["evidence"]) & set(top("dense", 0.0))  # what lesson 7 measured
+        assert set(question["evidence"]) <= set(top("dense", 0.5)[:5])
+        assert set(question["evidence"]) <= set(top("hybrid", 0.5))

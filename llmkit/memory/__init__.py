@@ -10,8 +10,11 @@ Introduced in lesson 7 (07_memory_systems)::
 Storage is one SQLite file (WAL, migrations, float32 vectors), or a PostgreSQL database with
 pgvector for stores that several processes share (``Memory("postgresql://...")``: HNSW and
 full-text indexes in the database); retrieval fuses dense cosine similarity with lexical scores;
-consolidation turns messages into versioned facts with a model call; ``forget(...)`` and
-``forget_session(...)`` delete a memory and everything derived from it.
+consolidation turns messages into versioned facts with a model call; ``forget(...)``,
+``forget_session(...)`` and ``forget_user(...)`` delete memories and everything derived from them.
+Memories belong to a user (``Memory(path, user_id="alice")``, default ``"default"``): every read
+and search sees that user's memories only. Dense ranking discounts generic turns (hubness,
+:class:`Weights`), and a SQLite store past 100k memories searches an HNSW graph (usearch).
 Importing this package does not import torch: the real embedder loads on first use.
 """
 
@@ -31,6 +34,7 @@ from ._errors import (
     MemorySystemError,
     MemoryTimestampError,
 )
+from ._local_postgres import local_postgres
 from ._memory import Memory
 from ._store import SCHEMA_VERSION
 from ._types import ConsolidationResult, Episode, Hit, Record, Weights
@@ -56,5 +60,6 @@ __all__ = [
     "MiniLMEmbedder",
     "Record",
     "Weights",
+    "local_postgres",
     "parse_reply",
 ]

@@ -109,13 +109,14 @@ def _known_facts(mem: Memory, batch: list[Row]) -> list[tuple[int, str]]:
     if mem.index is None:
         return _known_facts_remote(mem, batch)
     snap = mem.index.snapshot()
-    is_fact = (snap.kinds == LONG_TERM) & snap.active
+    uid = mem._uid()
+    is_fact = (snap.kinds == LONG_TERM) & snap.active & (snap.users == uid)
     fact_ids = snap.ids[is_fact]
     if len(fact_ids) > MAX_KNOWN_FACTS:
         best: dict[int, float] = {}
         vecs = snap.vecs[snap.positions([r.id for r in batch])]
         for vec in vecs:
-            ids, scores = mem.index.search(vec, 8, kinds=[LONG_TERM], snap=snap)
+            ids, scores = mem.index.search(vec, 8, kinds=[LONG_TERM], user=uid, snap=snap)
             for i, s in zip(ids.tolist(), scores.tolist(), strict=True):
                 best[i] = max(best.get(i, -1.0), s)
         fact_ids = np.array(sorted(best, key=best.get, reverse=True)[:MAX_KNOWN_FACTS])
@@ -125,13 +126,14 @@ def _known_facts(mem: Memory, batch: list[Row]) -> list[tuple[int, str]]:
 
 def _known_facts_remote(mem: Memory, batch: list[Row]) -> list[tuple[int, str]]:
     """:func:`_known_facts` on PostgreSQL: the database's HNSW index finds the neighbours."""
+    uid = mem._uid()
     fact_ids = [r[0] for r in mem.store.conn.execute(
-        "SELECT id FROM memories WHERE kind = ? AND status = 0 ORDER BY id LIMIT ?",
-        (LONG_TERM, MAX_KNOWN_FACTS + 1))]
+        "SELECT id FROM memories WHERE kind = ? AND status = 0 AND user_id = ? ORDER BY id LIMIT ?",
+        (LONG_TERM, uid, MAX_KNOWN_FACTS + 1))]
     if len(fact_ids) > MAX_KNOWN_FACTS:
         best: dict[int, float] = {}
         for vec in mem.store.embeddings([r.id for r in batch]).values():
-            for i, score in mem.store.dense(vec, 8, kinds=[LONG_TERM]):
+            for i, score in mem.store.dense(vec, 8, kinds=[LONG_TERM], user=uid):
                 best[i] = max(best.get(i, -1.0), score)
         fact_ids = sorted(best, key=best.__getitem__, reverse=True)[:MAX_KNOWN_FACTS]
     rows = mem.store.fetch(sorted(fact_ids))
@@ -143,7 +145,7 @@ def consolidate(
 ) -> ConsolidationResult:
     model = _model(mem, llm, "consolidate")
     check_text(session_id, "session_id")
-    sid = mem.store.session_id(session_id)
+    sid = mem.store.session_id(session_id, mem._uid())
     result = ConsolidationResult(session_id)
     if sid is None:
         return result
@@ -166,9 +168,9 @@ def consolidate(
 def _nearest_fact(mem: Memory, vec: np.ndarray, snap) -> tuple[list[int], list[float]]:
     """The active long-term fact closest to ``vec`` (in-process index, or the database's)."""
     if mem.index is None:
-        found = mem.store.dense(vec, 1, kinds=[LONG_TERM])
+        found = mem.store.dense(vec, 1, kinds=[LONG_TERM], user=mem._uid())
         return [i for i, _ in found], [c for _, c in found]
-    ids, scores = mem.index.search(vec, 1, kinds=[LONG_TERM], snap=snap)
+    ids, scores = mem.index.search(vec, 1, kinds=[LONG_TERM], user=mem._uid(), snap=snap)
     return ids.tolist(), scores.tolist()
 
 

@@ -1,6 +1,7 @@
 """Forgetting: delete memories and everything derived from them, on both backends.
 
-Introduced in lesson 7 (07_memory_systems). What is derived from a message: the long-term facts
+Introduced in lesson 7 (07_memory_systems); ``forget_user`` (a whole user) came with per-user
+memories. What is derived from a message: the long-term facts
 consolidated from it (with every earlier and later version of those facts and their source
 links), and the session summaries that folded it in. Forgetting removes the rows, their
 full-text entries and their vectors in one transaction. On SQLite the file is opened with
@@ -80,12 +81,17 @@ def _select_rows(conn: Any, sql: str, ids: Sequence[int]) -> list[tuple]:
     return out
 
 
-def delete(mem: Memory, ids: Iterable[int], sessions: Sequence[int] = ()) -> int:
-    """Delete ``ids`` (and whole ``sessions``) with everything derived; return memories removed."""
+def delete(mem: Memory, ids: Iterable[int], sessions: Sequence[int] = (), user: int | None = None) -> int:
+    """Delete ``ids`` (and whole ``sessions``, or a whole ``user``) with everything derived;
+    return memories removed."""
     store = mem.store
     with store.lock:
         with store.transaction() as conn:
             seeds = set(ids)
+            if user is not None:
+                sessions = [*sessions, *(r[0] for r in conn.execute(
+                    "SELECT id FROM sessions WHERE user_id = ?", (user,)))]
+                seeds |= {r[0] for r in conn.execute("SELECT id FROM memories WHERE user_id = ?", (user,))}
             for sid in sessions:
                 seeds |= {r[0] for r in conn.execute("SELECT id FROM memories WHERE session = ?", (sid,))}
             removed = _closure(conn, seeds)
@@ -99,11 +105,16 @@ def delete(mem: Memory, ids: Iterable[int], sessions: Sequence[int] = ()) -> int
             for sid in sessions:
                 conn.execute("DELETE FROM summaries WHERE session = ?", (sid,))
                 conn.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+            if user is not None:
+                conn.execute("DELETE FROM users WHERE id = ?", (user,))
             # tells other connections' in-process indexes to drop deleted rows (see Memory._sync)
             conn.execute("INSERT INTO meta(key, value) VALUES ('forgotten', '1') ON CONFLICT (key) "
                          "DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)")
         store.forget_uncommitted_sessions()  # cached session names may name deleted sessions
         if mem.index is not None:
             mem.index.remove(gone)
+            if mem.ann is not None:  # the forgotten vectors leave the saved graph at once
+                mem.ann.remove(gone)
+                mem._ann_save()
             store.scrub()
     return len(gone)

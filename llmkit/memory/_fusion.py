@@ -45,11 +45,14 @@ def fuse(
     lexical_mass: float = 0.0,
     use_dense: bool = True,
     use_lexical: bool = True,
+    hub: Mapping[int, float] | None = None,
 ) -> list[Fused]:
     """All candidates with their fused scores, best first (ties broken by newer id).
 
     ``dense`` and ``lexical`` are ranked ``(id, score)`` lists; ``cosine`` gives the cosine of
-    candidates missing from ``dense`` (for convex fusion).
+    candidates missing from ``dense`` (for convex fusion). ``hub`` gives each candidate's
+    hubness (:func:`._hubness.hubness`): the cosine used for ranking is
+    ``cos - weights.hubness * (hub - mean hub of the candidates)``; ``Fused.dense`` stays the cosine.
     """
     w_dense = weights.dense if use_dense else 0.0
     w_lex = weights.lexical if use_lexical else 0.0
@@ -59,6 +62,11 @@ def fuse(
     ids_list = list(dict.fromkeys([i for i, _ in dense] + [i for i, _ in lexical]))
     if not ids_list:
         return []
+    adjusted = cos
+    if hub and weights.hubness and use_dense:
+        centre = float(np.mean(list(hub.values())))
+        adjusted = {i: c - weights.hubness * (hub.get(i, centre) - centre) for i, c in cos.items()}
+        dense = sorted(dense, key=lambda pair: -adjusted[pair[0]])
     ids = np.array(ids_list, dtype=np.int64)
     if weights.fusion == "rrf":
         score = np.zeros(len(ids))
@@ -68,7 +76,7 @@ def fuse(
                 score[where[mid]] += w / (weights.rrf_k + rank)
         score /= (w_dense + w_lex) / (weights.rrf_k + 1.0)
     else:
-        c = np.array([max(0.0, cos.get(i, 0.0)) for i in ids_list])
+        c = np.array([max(0.0, adjusted.get(i, 0.0)) for i in ids_list])
         # a query made only of common words carries little information: its best lexical
         # match should not count as a full match
         mass = max(lexical_mass, MIN_IDF_MASS)

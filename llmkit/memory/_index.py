@@ -29,6 +29,7 @@ class Snapshot:
     vecs: np.ndarray
     kinds: np.ndarray
     sessions: np.ndarray
+    users: np.ndarray
     active: np.ndarray
     ts: np.ndarray
     importance: np.ndarray
@@ -82,6 +83,7 @@ class DenseIndex:
         self._vecs = grow(get("_vecs"), (cap, self.dim), np.float32)
         self._kinds = grow(get("_kinds"), (cap,), np.int8)
         self._sessions = grow(get("_sessions"), (cap,), np.int32)
+        self._users = grow(get("_users"), (cap,), np.int32)
         self._active = grow(get("_active"), (cap,), np.bool_)
         self._ts = grow(get("_ts"), (cap,), np.float64)
         self._importance = grow(get("_importance"), (cap,), np.float32)
@@ -110,6 +112,7 @@ class DenseIndex:
         ts: Sequence[float],
         importance: Sequence[float],
         active: Sequence[bool] | None = None,
+        users: Sequence[int] | int = 1,
     ) -> None:
         """Add rows whose ids are all larger than any id already present."""
         m = len(ids)
@@ -126,6 +129,7 @@ class DenseIndex:
             self._vecs[a:b] = vecs
             self._kinds[a:b] = kinds
             self._sessions[a:b] = sessions
+            self._users[a:b] = users
             self._ts[a:b] = ts
             self._importance[a:b] = importance
             flags = np.ones(m, dtype=bool) if active is None else np.asarray(active, dtype=bool)
@@ -189,7 +193,7 @@ class DenseIndex:
             proj = None if self._proj is None else self._proj[:n]
             return Snapshot(
                 n, self._ids[:n], self._vecs[:n], self._kinds[:n], self._sessions[:n],
-                self._active[:n], self._ts[:n], self._importance[:n], proj, self._basis,
+                self._users[:n], self._active[:n], self._ts[:n], self._importance[:n], proj, self._basis,
                 self._inactive,
             )
 
@@ -200,9 +204,12 @@ class DenseIndex:
         *,
         kinds: Sequence[int] | None = None,
         session: int | None = None,
+        user: int | None = None,
         snap: Snapshot | None = None,
+        ann=None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Ids and cosine similarities of the ``limit`` nearest active rows, best first."""
+        """Ids and cosine similarities of the ``limit`` nearest active rows, best first
+        (of one ``user``'s rows, when given)."""
         snap = snap or self.snapshot()
         if snap.n == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -213,6 +220,10 @@ class DenseIndex:
         if session is not None:
             same = snap.sessions == session
             mask = same if mask is None else mask & same
+        if user is not None:
+            mine = snap.users == user
+            if not mine.all():  # a store with one user needs no mask
+                mask = mine if mask is None else mask & mine
         if snap.inactive:
             mask = snap.active if mask is None else mask & snap.active
 
@@ -226,6 +237,10 @@ class DenseIndex:
         else:
             count = snap.n
 
+        if ann is not None and len(ann):
+            found = _search_ann(ann, q, limit, mask, count, snap)
+            if found is not None:
+                return found
         if snap.proj is None or snap.basis is None:
             scores = snap.vecs @ q
             if mask is not None:
@@ -250,3 +265,23 @@ def _top(rows: np.ndarray, scores: np.ndarray, limit: int, ids: np.ndarray):
         part = np.arange(len(rows))
     order = part[np.argsort(-scores[part], kind="stable")]
     return ids[rows[order]], scores[order].astype(np.float32)
+
+
+def _search_ann(ann, q: np.ndarray, limit: int, mask: np.ndarray | None, count: int, snap: Snapshot):
+    """Candidates from the graph, kept if they pass ``mask``, re-scored exactly; None when too few
+    pass even after widening (the caller then scans)."""
+    # a filter that keeps a share of the rows needs that many more candidates
+    pool = int(max(4 * limit, 100) * snap.n / max(count, 1))
+    for _ in range(3):
+        keys = ann.search(q, min(pool, len(ann)))
+        pos = np.minimum(snap.positions(keys), snap.n - 1)
+        ok = snap.ids[pos] == keys  # rows the snapshot does not hold yet (or any more) drop out
+        if mask is not None:
+            ok &= mask[pos]
+        rows = pos[ok]
+        if len(rows) >= min(limit, count):
+            return _top(rows, snap.vecs[rows] @ q, limit, snap.ids)
+        if pool >= len(ann):
+            break
+        pool *= 4
+    return None

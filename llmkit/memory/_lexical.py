@@ -47,7 +47,8 @@ def quote(term: str) -> str:
 
 def idf(df: int, rows: int) -> float:
     """FTS5's BM25 IDF (clamped like FTS5 does, so very common words count a little)."""
-    return max(1e-6, math.log((rows - df + 0.5) / (df + 0.5)))
+    # rows and df may come from two snapshots of a store others write to: keep the log defined
+    return max(1e-6, math.log((max(rows - df, 0) + 0.5) / (df + 0.5)))
 
 
 class LexicalSearcher:
@@ -128,15 +129,16 @@ class LexicalSearcher:
         rows: int,
         kinds: Sequence[int] | None = None,
         session: int | None = None,
+        user: int | None = None,
     ) -> tuple[list[tuple[int, float]], float]:
-        """((id, bm25 score) best first, the query's IDF mass).
+        """((id, bm25 score) best first, the query's IDF mass); ``user`` limits to one user's rows.
 
         The score is FTS5's bm25() negated (higher = better)."""
         match, mass = self.match_expression(text, rows)
         if match is None:
             return [], mass
         score = "bm25(memories_fts, 0.5, 1.0)"  # a speaker's name counts half as much as the text
-        filtered = session is not None or (kinds is not None and len(set(kinds)) < 3)
+        filtered = session is not None or user is not None or (kinds is not None and len(set(kinds)) < 3)
         if not filtered:  # superseded facts are dropped by the caller, no join needed
             sql = (
                 f"SELECT rowid, {score} FROM memories_fts WHERE memories_fts MATCH ? "
@@ -150,6 +152,9 @@ class LexicalSearcher:
             if session is not None:
                 where.append("m.session = ?")
                 params.append(session)
+            if user is not None:
+                where.append("m.user_id = ?")
+                params.append(user)
             sql = (
                 f"SELECT memories_fts.rowid, {score} FROM memories_fts "
                 "JOIN memories m ON m.id = memories_fts.rowid "

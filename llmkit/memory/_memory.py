@@ -11,7 +11,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from ._fusion import fuse
 from ._index import DenseIndex
 from ._lexical import LexicalSearcher
 from ._pg_store import PgLexicalSearcher, PgStore, is_postgres_url
-from ._store import SCHEMA_VERSION, Row, Store
+from ._store import DEFAULT_USER, SCHEMA_VERSION, Row, Store
 from ._types import (
     GENERIC_ROLES,
     KIND_CODE,
@@ -45,6 +45,21 @@ from ._types import (
 )
 
 _ITEM_KEYS = {"session_id", "role", "content", "timestamp", "importance", "metadata"}
+
+
+class WriteOptions(TypedDict, total=False):
+    """The optional keywords of :meth:`Memory.add` and :meth:`Memory.record_episode`."""
+
+    timestamp: datetime | str | float | None
+    importance: float | None
+    metadata: Mapping[str, Any] | None
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    unknown = set(options) - set(WriteOptions.__annotations__)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s) {sorted(unknown)}; "
+                        f"allowed: {sorted(WriteOptions.__annotations__)}")
 
 
 def embedding_text(role: str | None, content: str) -> str:
@@ -80,7 +95,12 @@ class Memory:
             left a session's window (default half the window).
         count_tokens: token counter for the window and :meth:`context_for` (default ~4
             characters per token).
-        exact: always scan every vector (no projected pre-selection above 20k memories).
+        user_id: whose memories this ``Memory`` reads and writes (default ``"default"``): every
+            read and search sees that user's memories only; users share the store.
+        exact: always scan every vector (no projected pre-selection above 20k memories, no
+            HNSW graph above ``ann_above``).
+        ann_above: on SQLite, from this many memories on (default 100,000) an HNSW graph
+            (usearch, saved beside the file) proposes the dense candidates; ``0`` never.
         lexical_budget: most rows a lexical query may score (rare words are kept first).
         merge_threshold: cosine above which a new fact is merged into an existing one.
     """
@@ -89,6 +109,7 @@ class Memory:
         self,
         path: str | os.PathLike[str] = ":memory:",
         *,
+        user_id: str = DEFAULT_USER,
         embedder: Embedder | None = None,
         llm: LLM | None = None,
         weights: Weights | None = None,
@@ -98,11 +119,13 @@ class Memory:
         summarise_every: int | None = None,
         count_tokens: Callable[[str], int] | None = None,
         exact: bool = False,
+        ann_above: int | None = None,
         lexical_budget: int = 2000,
         merge_threshold: float = 0.92,
     ):
         if window_turns < 1 or window_tokens < 1:
             raise ValueError("window_turns and window_tokens must be >= 1")
+        self.user_id = check_text(user_id, "user_id")
         self.embedder: Embedder = embedder if embedder is not None else MiniLMEmbedder()
         self.llm = llm
         self.weights = weights or Weights()
@@ -127,14 +150,20 @@ class Memory:
             self._data_version = 0
             self._forgotten = self.store.get_meta("forgotten")
             self.index: DenseIndex | None = None
+            self.ann: Any = None
+            self._ann_dirty = False
             if self.remote:  # the database searches: no in-process copy of the vectors
                 self.lexical: LexicalSearcher = PgLexicalSearcher(self.store, budget=lexical_budget)
             else:
+                from ._ann import ANN_ABOVE
+
                 self.index = DenseIndex(self.dim, exact=exact)
+                self.ann_above = 0 if exact else (ANN_ABOVE if ann_above is None else ann_above)
                 self.lexical = LexicalSearcher(self.store.conn, budget=lexical_budget)
                 with self.store.lock:
                     self._load(after=0)
                     self._data_version = self.store.data_version()
+                    self._ann_update()
         except BaseException:
             self.store.close()
             raise
@@ -180,7 +209,7 @@ class Memory:
                 cols = list(zip(*rows, strict=True))
                 self.index.append(
                     cols[0], vecs, cols[1], cols[2], cols[4], cols[5],
-                    active=[s == 0 for s in cols[3]],
+                    active=[s == 0 for s in cols[3]], users=cols[7],
                 )
         except sqlite3.DatabaseError as exc:
             raise MemoryDatabaseError(
@@ -199,21 +228,83 @@ class Memory:
             forgotten = self.store.get_meta("forgotten")
             if forgotten != self._forgotten:  # another connection deleted rows
                 snap = self.index.snapshot()
-                self.index.remove(np.setdiff1d(snap.ids, self.store.ids()).tolist())
+                gone = np.setdiff1d(snap.ids, self.store.ids()).tolist()
+                self.index.remove(gone)
+                if self.ann is not None:
+                    self.ann.remove(gone)
+                self.store.forget_uncommitted_sessions()  # cached ids may name deleted ones
                 self._forgotten = forgotten
             self._data_version = version
+            self._ann_update()
 
-    def _append_committed(self, ids: list[int], vecs: np.ndarray, kinds, sessions, ts, imp) -> None:
+    def _append_committed(self, ids: list[int], vecs: np.ndarray, kinds, sessions, ts, imp,
+                          user: int) -> None:
         """Index rows this connection just committed (store lock held)."""
         if self.index is None:
             return
         if self.store.data_version() != self._data_version:
             self._sync()  # another writer committed meanwhile: reload in id order, ours included
         else:
-            self.index.append(ids, vecs, kinds, sessions, ts, imp)
+            self.index.append(ids, vecs, kinds, sessions, ts, imp, users=user)
+        self._ann_update()
+
+    def _uid(self) -> int | None:
+        """This Memory's user id; None while the user has never written anything."""
+        return self.store.user_id(self.user_id)
+
+    def _owned(self, memory_id: int) -> Row | None:
+        """The row of ``memory_id`` if it exists and belongs to this Memory's user."""
+        row = self.store.fetch([memory_id]).get(memory_id)
+        return row if row is not None and row.user_id == self._uid() else None
+
+    def _ann_update(self) -> None:
+        """Open, build or extend the HNSW graph once the store is past ``ann_above`` (lock held)."""
+        if not self.ann_above or len(self.index) < self.ann_above:
+            return
+        try:
+            from usearch.index import Index  # noqa: F401
+        except ImportError:
+            import warnings
+
+            warnings.warn(f"{len(self.index):,} memories: pip install usearch for an HNSW index; "
+                          "searching by exact scan meanwhile", stacklevel=3)
+            self.ann_above = 0
+            return
+        from ._ann import AnnIndex
+
+        snap = self.index.snapshot()
+        persistent = self.store.path != ":memory:"
+        if self.ann is None:
+            self.ann = AnnIndex.load(self.store.path, self.store, self.dim) if persistent else None
+            if self.ann is None:
+                self.ann = AnnIndex(self.dim)
+            else:  # rows forgotten since it was saved
+                stale = np.setdiff1d(np.asarray(self.ann.index.keys, dtype=np.int64), snap.ids)
+                self.ann.remove(stale.tolist())
+            self._ann_dirty = True
+        new = snap.ids > self.ann.max_id
+        if new.any():
+            keep = new & np.any(snap.vecs != 0, axis=1)  # forgotten rows have zero vectors
+            self.ann.add(snap.ids[keep], snap.vecs[keep])
+            self.ann.max_id = max(self.ann.max_id, int(snap.ids[-1]))
+            self._ann_dirty = True
+        if self._ann_dirty and persistent and len(self.ann) - self._ann_saved_rows() > 0.1 * len(self.ann):
+            self._ann_save()
+
+    def _ann_saved_rows(self) -> int:
+        raw = self.store.get_meta("ann")
+        return json.loads(raw)["rows"] if raw else 0
+
+    def _ann_save(self) -> None:
+        if self.ann is not None and self.store.path != ":memory:":
+            self.ann.save(self.store.path, self.store)
+            self._ann_dirty = False
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection (saving the HNSW graph, if there is one)."""
+        if self.ann is not None and self._ann_dirty:
+            with self.store.lock:
+                self._ann_save()
         self.store.close()
 
     def __enter__(self) -> Memory:
@@ -223,27 +314,17 @@ class Memory:
         self.close()
 
     def __len__(self) -> int:
-        if self.index is None:
-            return self.store.count()
-        with self.store.lock:
-            self._sync()
-            return len(self.index)
+        """This user's memories."""
+        uid = self._uid()
+        return 0 if uid is None else self.store.count(uid)
 
     def __repr__(self) -> str:
-        return f"Memory({self.store.path!r}, {len(self)} memories, embedder={self.embedder!r})"
+        return (f"Memory({self.store.path!r}, user_id={self.user_id!r}, {len(self)} memories, "
+                f"embedder={self.embedder!r})")
 
     # --- writing ---------------------------------------------------------------------------
 
-    def add(
-        self,
-        session_id: str,
-        role: str,
-        content: str,
-        *,
-        timestamp: datetime | str | float | None = None,
-        importance: float | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> int:
+    def add(self, session_id: str, role: str, content: str, **options: Unpack[WriteOptions]) -> int:
         """Store one message in a session's short-term memory; return its id.
 
         ``timestamp``: an aware datetime, an ISO 8601 string or epoch seconds; a naive value
@@ -252,9 +333,8 @@ class Memory:
         ``importance`` in [0, 1] (default 0.5). ``metadata``: JSON-compatible, returned
         unchanged by :meth:`search` and :meth:`get`.
         """
-        item = {"session_id": session_id, "role": role, "content": content,
-                "timestamp": timestamp, "importance": importance, "metadata": metadata}
-        return self.add_many([item])[0]
+        _check_options(options)
+        return self.add_many([{"session_id": session_id, "role": role, "content": content, **options}])[0]
 
     def add_many(self, items: Iterable[Mapping[str, Any]]) -> list[int]:
         """Store many messages in one transaction (embedded in batches); return their ids."""
@@ -322,16 +402,17 @@ class Memory:
         ``extra(conn, ids)`` runs inside the same transaction (episode and fact tables)."""
         with self.store.lock:
             with self.store.transaction() as conn:
-                sids = self.store.session_ids(list(dict.fromkeys(r[1] for r in rows)))
+                uid = self.store.ensure_user(self.user_id)
+                sids = self.store.session_ids(list(dict.fromkeys(r[1] for r in rows)), uid)
                 db_rows = [
-                    (r[0], sids[r[1]], *r[2:], vecs[i].tobytes()) for i, r in enumerate(rows)
+                    (r[0], sids[r[1]], *r[2:], uid, vecs[i].tobytes()) for i, r in enumerate(rows)
                 ]
                 ids = self.store.insert(db_rows)
                 if extra is not None:
                     extra(conn, ids)
             self._append_committed(
                 ids, vecs, [r[0] for r in rows], [sids[r[1]] for r in rows],
-                [r[4] for r in rows], [r[6] for r in rows],
+                [r[4] for r in rows], [r[6] for r in rows], uid,
             )
         return ids
 
@@ -342,16 +423,17 @@ class Memory:
         summary: str,
         full_context: Any,
         outcome: str,
-        *,
-        timestamp: datetime | str | float | None = None,
-        importance: float | None = None,
-        metadata: Mapping[str, Any] | None = None,
+        **options: Unpack[WriteOptions],
     ) -> int:
         """Store an episode (something that happened and how it ended); return its id.
 
         The summary, event type and outcome are searchable; ``full_context`` (any
-        JSON-compatible value) is kept verbatim for :meth:`episode`.
+        JSON-compatible value) is kept verbatim for :meth:`episode`. ``timestamp``,
+        ``importance`` and ``metadata`` as for :meth:`add`.
         """
+        _check_options(options)
+        timestamp, importance = options.get("timestamp"), options.get("importance")
+        metadata = options.get("metadata")
         check_text(session_id, "session_id")
         check_text(event_type, "event_type")
         check_text(summary, "summary")
@@ -385,14 +467,15 @@ class Memory:
         )
 
     def get(self, memory_id: int) -> Record:
-        """The memory with this id (``KeyError`` if there is none)."""
-        row = self.store.fetch([memory_id]).get(memory_id)
+        """The memory with this id (``KeyError`` if there is none, or it is another user's)."""
+        row = self._owned(memory_id)
         if row is None:
             raise KeyError(f"no memory with id {memory_id}")
         return self._record(row)
 
     def episode(self, memory_id: int) -> Episode:
         """The full episode recorded under this id."""
+        rec = self.get(memory_id)  # KeyError for another user's memory
         with self.store.lock:
             row = self.store.conn.execute(
                 "SELECT event_type, full_context, outcome FROM episodes WHERE memory_id = ?",
@@ -400,7 +483,6 @@ class Memory:
             ).fetchone()
         if row is None:
             raise KeyError(f"no episode with id {memory_id}")
-        rec = self.get(memory_id)
         return Episode(memory_id, rec.session_id, row[0], rec.content, json.loads(row[1]),
                        row[2], rec.timestamp, rec.metadata)
 
@@ -445,14 +527,17 @@ class Memory:
                 if not np.isfinite(qvec).all():
                     raise ValueError("embedding contains NaN or infinite values: pass a finite vector")
         t1 = time.perf_counter()
+        uid = self._uid()
+        if uid is None:  # this user has no memories
+            return []
         if self.index is None:
             return self._search_remote(query, qvec, k, depth, codes, session_id, mode, weights,
-                                       now, t0, t1)
+                                       now, t0, t1, uid)
         with self.store.lock:
             self._sync()
             sid = None
             if session_id is not None:
-                sid = self.store.session_id(check_text(session_id, "session_id"))
+                sid = self.store.session_id(check_text(session_id, "session_id"), uid)
                 if sid is None:
                     return []
             snap = self.index.snapshot()
@@ -460,12 +545,13 @@ class Memory:
             mass = 0.0
             if mode != "dense":
                 lexical, mass = self.lexical.search(
-                    query, depth + snap.inactive, rows=snap.n, kinds=codes, session=sid
+                    query, depth + snap.inactive, rows=snap.n, kinds=codes, session=sid, user=uid
                 )
         t2 = time.perf_counter()
         dense: list[tuple[int, float]] = []
         if qvec is not None:
-            ids, scores = self.index.search(qvec, depth, kinds=codes, session=sid, snap=snap)
+            ids, scores = self.index.search(qvec, depth, kinds=codes, session=sid, user=uid,
+                                            snap=snap, ann=self.ann)
             dense = list(zip(ids.tolist(), scores.tolist(), strict=True))
         t3 = time.perf_counter()
         if lexical:
@@ -481,43 +567,79 @@ class Memory:
             lex_ids = [i for i, _ in lexical]
             cosine = dict(zip(lex_ids, (snap.vecs[snap.positions(lex_ids)] @ qvec).tolist(),
                               strict=True))
+        hub = None
+        if qvec is not None and weights.hubness:
+            hub = self._hubness(cand_ids, snap.vecs[pos], uid, snap)
         fused = fuse(dense, lexical, weights, ts=ts, importance=imp, cosine=cosine,
                      lexical_mass=mass, now=(now or datetime.now(UTC)).timestamp(),
-                     use_dense=mode != "lexical", use_lexical=mode != "dense")[:k]
+                     use_dense=mode != "lexical", use_lexical=mode != "dense", hub=hub)[:k]
         return self._hits(fused, t0, t1, t2, t3)
 
+    def _hubness(self, ids: list[int], vecs: np.ndarray, uid: int, snap=None) -> dict[int, float]:
+        """{id: hubness} of the candidates against a reference sample of the user's memories."""
+        from . import _hubness
+
+        if snap is not None:
+            key = (uid, snap.n, snap.inactive)
+            if getattr(self, "_hub_key", None) != key:
+                mine = snap.active & (snap.users == uid)
+                self._hub_ref = (_hubness.reference(snap.vecs, mine), int(mine.sum()))
+                self._hub_key = key
+                self._hub_memo = {}
+        else:  # PostgreSQL: a sample of the user's rows, refreshed every minute
+            key = (uid, int(time.monotonic() // 60))
+            if getattr(self, "_hub_key", None) != key:
+                self._hub_ref = self.store.sample_embeddings(uid, _hubness.SAMPLE)
+                self._hub_key = key
+                self._hub_memo = {}
+        # a memory's hubness only changes with the reference: compute it once per reference, for the new ids only
+        memo = self._hub_memo
+        todo = [j for j, i in enumerate(ids) if i not in memo]
+        if todo:
+            ref, population = self._hub_ref
+            found = _hubness.hubness(vecs[todo], ref, population).tolist()
+            memo.update(zip((ids[j] for j in todo), found, strict=True))
+        return {i: memo[i] for i in ids}
+
     def _search_remote(self, query, qvec, k, depth, codes, session_id, mode, weights, now,
-                       t0, t1) -> list[Hit]:
+                       t0, t1, uid) -> list[Hit]:
         """:meth:`search` on PostgreSQL: HNSW and full-text candidates, fused here."""
         sid = None
         if session_id is not None:
-            sid = self.store.session_id(check_text(session_id, "session_id"))
+            sid = self.store.session_id(check_text(session_id, "session_id"), uid)
             if sid is None:
                 return []
         lexical: list[tuple[int, float]] = []
         mass = 0.0
         if mode != "dense":
             lexical, mass = self.lexical.search(
-                query, depth, rows=max(1, self.store.max_id()), kinds=codes, session=sid)
+                query, depth, rows=max(1, self.store.max_id()), kinds=codes, session=sid, user=uid)
         t2 = time.perf_counter()
-        dense = [] if qvec is None else self.store.dense(qvec, depth, kinds=codes, session=sid)
+        dense = [] if qvec is None else self.store.dense(qvec, depth, kinds=codes, session=sid,
+                                                          user=uid)
         t3 = time.perf_counter()
         info = self.store.candidates(sorted({i for i, _ in dense} | {i for i, _ in lexical}),
                                      qvec if lexical else None)
         lexical = [pair for pair in lexical if pair[0] in info]
         cosine = None if qvec is None or not lexical else {i: info[i][2] for i, _ in lexical}
+        hub = None
+        if qvec is not None and weights.hubness and info:
+            cand = sorted(info)
+            vecs = self.store.embeddings(cand)
+            hub = self._hubness(cand, np.stack([vecs[i] for i in cand]), uid)
         fused = fuse(dense, lexical, weights, ts={i: v[0] for i, v in info.items()},
                      importance={i: v[1] for i, v in info.items()}, cosine=cosine,
                      lexical_mass=mass, now=(now or datetime.now(UTC)).timestamp(),
-                     use_dense=mode != "lexical", use_lexical=mode != "dense")[:k]
+                     use_dense=mode != "lexical", use_lexical=mode != "dense", hub=hub)[:k]
         return self._hits(fused, t0, t1, t2, t3)
 
     def _hits(self, fused, t0: float, t1: float, t2: float, t3: float) -> list[Hit]:
         t4 = time.perf_counter()
         rows = self.store.fetch([f.id for f in fused])
         hits = []
+        uid = self._uid()
         for f in fused:
-            if f.id not in rows:  # forgotten by another connection since the search began
+            if f.id not in rows or rows[f.id].user_id != uid:  # forgotten since the search began
                 continue
             rec = self._record(rows[f.id])
             hits.append(Hit(rec.id, rec.kind, rec.content, f.score, rec.session_id, rec.timestamp,
@@ -543,7 +665,7 @@ class Memory:
         """
         from ._forget import delete
 
-        if self.store.fetch([memory_id]).get(memory_id) is None:
+        if self._owned(memory_id) is None:
             raise KeyError(f"no memory with id {memory_id}")
         return delete(self, [memory_id])
 
@@ -552,14 +674,23 @@ class Memory:
         derived from them elsewhere; return how many memories went (0 for an unknown session)."""
         from ._forget import delete
 
-        sid = self.store.session_id(check_text(session_id, "session_id"))
+        sid = self.store.session_id(check_text(session_id, "session_id"), self._uid())
         return 0 if sid is None else delete(self, [], sessions=[sid])
+
+    def forget_user(self, user_id: str) -> int:
+        """Delete everything of a user: sessions, messages, facts with their history, episodes,
+        summaries, vectors and full-text entries; return how many memories went (0 for an
+        unknown user). Any ``Memory`` on the store may call it, for any user."""
+        from ._forget import delete
+
+        uid = self.store.user_id(check_text(user_id, "user_id"))
+        return 0 if uid is None else delete(self, [], user=uid)
 
     # --- the short-term window -------------------------------------------------------------
 
     def _session_window(self, session_id: str) -> tuple[int, list[Row]] | None:
         """The session's id and the rows in its window; None when it has no rows (or does not exist)."""
-        sid = self.store.session_id(check_text(session_id, "session_id"))
+        sid = self.store.session_id(check_text(session_id, "session_id"), self._uid())
         window = [] if sid is None else self._window_rows(sid)
         return (sid, window) if sid is not None and window else None
 
@@ -576,12 +707,12 @@ class Memory:
 
     def window(self, session_id: str) -> list[Record]:
         """The session's short-term window: its latest turns within the count/token limits."""
-        sid = self.store.session_id(check_text(session_id, "session_id"))
+        sid = self.store.session_id(check_text(session_id, "session_id"), self._uid())
         return [] if sid is None else [self._record(r) for r in self._window_rows(sid)]
 
     def summary(self, session_id: str) -> str | None:
         """The running summary of the turns that left the session's window (if any)."""
-        sid = self.store.session_id(check_text(session_id, "session_id"))
+        sid = self.store.session_id(check_text(session_id, "session_id"), self._uid())
         return None if sid is None else self.store.session_state(sid)[0]
 
     def pending_summary(self, session_id: str) -> int:
@@ -633,6 +764,8 @@ class Memory:
         """Every version of a fact, oldest first, ending with ``fact_id``'s version."""
         chain = []
         current: int | None = fact_id
+        if self._owned(fact_id) is None:
+            raise KeyError(f"no long-term fact with id {fact_id}")
         with self.store.lock:
             while current is not None:
                 chain.append(current)
@@ -667,31 +800,40 @@ class Memory:
         return build_context(self, query, session_id, max_tokens, k, include_recent)
 
     def stats(self) -> dict[str, Any]:
-        """Counts, sizes and settings, e.g. for ``pandas.Series(mem.stats())``."""
+        """Counts of this user's memories, the store's size and settings, e.g. for
+        ``pandas.Series(mem.stats())``."""
+        uid = self._uid() or 0  # 0: no such user, every count is 0
         with self.store.lock:
             self._sync()
             counts = dict.fromkeys(
                 ("short_term", "long_term", "long_term_superseded", "episodic"), 0
             )
-            for kind, status, n in self.store.conn.execute(
-                "SELECT kind, status, count(*) FROM memories GROUP BY kind, status"
+            c = self.store.conn
+            for kind, status, n in c.execute(
+                "SELECT kind, status, count(*) FROM memories WHERE user_id = ? GROUP BY kind, status",
+                (uid,),
             ):
                 key = KINDS[kind] + ("_superseded" if status else "")
                 counts[key] = counts.get(key, 0) + n
-            sessions = self.store.conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
-            unconsolidated = self.store.conn.execute(
+            sessions = c.execute("SELECT count(*) FROM sessions WHERE user_id = ?", (uid,)).fetchone()[0]
+            unconsolidated = c.execute(
                 "SELECT count(*) FROM memories m JOIN sessions s ON s.id = m.session "
-                "WHERE m.kind = 0 AND m.id > s.consolidated_upto"
+                "WHERE s.user_id = ? AND m.kind = 0 AND m.id > s.consolidated_upto", (uid,),
             ).fetchone()[0]
-            summaries = self.store.conn.execute("SELECT count(*) FROM summaries").fetchone()[0]
+            summaries = c.execute(
+                "SELECT count(*) FROM summaries WHERE session IN "
+                "(SELECT id FROM sessions WHERE user_id = ?)", (uid,)).fetchone()[0]
             db_bytes = self.store.file_bytes()
+            stored = self.store.count()
         total = sum(counts.values())
         return {
-            "memories": total, **counts, "sessions": sessions,
+            "user_id": self.user_id, "memories": total, **counts, "sessions": sessions,
             "unconsolidated_messages": unconsolidated, "summaries": summaries,
-            "db_bytes": db_bytes, "bytes_per_memory": round(db_bytes / total, 1) if total else None,
-            "index_rows": total if self.index is None else len(self.index),
+            "store_memories": stored, "db_bytes": db_bytes,
+            "bytes_per_memory": round(db_bytes / stored, 1) if stored else None,
+            "index_rows": stored if self.index is None else len(self.index),
             "index_projected_dims": None if self.index is None else self.index.projected_dims,
+            "ann_rows": None if getattr(self, "ann", None) is None else len(self.ann),
             "embedder": str(getattr(self.embedder, "name", "?")), "dim": self.dim,
             "schema_version": SCHEMA_VERSION, "path": self.store.path,
         }

@@ -24,11 +24,14 @@ import numpy as np
 
 from ._errors import MemoryDatabaseError
 from ._lexical import LexicalSearcher, idf
-from ._store import COLUMNS, Row, SessionCache
+from ._store import COLUMNS, DEFAULT_USER, Row, SessionCache
 
 SCHEMA = "llmkit_memory"
 # HNSW build parameters: m=16 links per node and ef_construction=64 are pgvector's defaults;
-# measured recall@10 against exact search 0.998 at 10k synthetic 384-d vectors. ef_search bounds
+# measured recall@10 against exact search 0.998 at 10k synthetic 384-d vectors, and at 50k
+# clustered ones (loaded 2-core machine): m=8/ef_construction=32 reached only 0.907 / 0.965 /
+# 0.975 at ef_search 40 / 100 / 200; m=16/64 1.000 at each (build 18 s); m=24/96 no better for
+# a 2.3x longer build. ef_search bounds
 # how many rows one scan can return, so it is set to at least twice the candidate depth: 100 on
 # every pooled connection (search(k <= 10) asks for 50 candidates), raised per query beyond that.
 HNSW_M = 16
@@ -95,11 +98,24 @@ _V2 = [
 ]
 
 
+_V3 = [
+    "CREATE TABLE users(id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
+    f"INSERT INTO users(id, name) VALUES (1, '{DEFAULT_USER}')",
+    "SELECT setval('users_id_seq', 1)",
+    "ALTER TABLE sessions ADD COLUMN user_id BIGINT NOT NULL DEFAULT 1 REFERENCES users(id)",
+    "ALTER TABLE sessions DROP CONSTRAINT sessions_name_key",
+    "ALTER TABLE sessions ADD CONSTRAINT sessions_user_name UNIQUE (user_id, name)",
+    "ALTER TABLE memories ADD COLUMN user_id BIGINT NOT NULL DEFAULT 1",  # its session's user
+    "CREATE INDEX memories_by_user ON memories(user_id, kind, id)",
+]
+
+
 def migrations(dim: int) -> list[tuple[str, list[str]]]:
     """The PostgreSQL twin of :data:`llmkit.memory._store.MIGRATIONS` (same version numbers)."""
     return [
         ("memories, sessions, episodes, HNSW and full-text indexes", _v1(dim)),
         ("consolidation: facts with history and sources, summaries, session watermarks", _V2),
+        ("users: sessions and memories belong to a user (default: 'default')", _V3),
     ]
 
 
@@ -286,37 +302,47 @@ class PgStore(SessionCache):
             "INSERT INTO meta(key, value) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
 
-    def session_ids(self, names: Sequence[str]) -> dict[str, int]:
-        """Integer ids for session names, creating missing ones (call inside a transaction)."""
+    def ensure_user(self, name: str) -> int:
+        """The id of user ``name``, created if missing (call inside a transaction)."""
+        conn = getattr(self._local, "conn", None) or self.conn
+        # an upsert: two processes creating the same user both get its id
+        uid = conn.execute(
+            "INSERT INTO users(name) VALUES (?) ON CONFLICT (name) "
+            "DO UPDATE SET name = excluded.name RETURNING id", (name,)).fetchone()[0]
+        if self._user_ids.get(name, uid) != uid:  # forgotten and re-created elsewhere
+            self._session_ids.clear()
+        self._user_ids[name] = uid
+        return uid
+
+    def session_ids(self, names: Sequence[str], user: int) -> dict[str, int]:
+        """Integer ids for a user's session names, creating missing ones (call inside a transaction).
+
+        Upserted, not cached: another connection may have forgotten them."""
         conn = getattr(self._local, "conn", None) or self.conn
         out: dict[str, int] = {}
         for name in names:
-            sid = self._session_ids.get(name)
-            if sid is None:
-                # an upsert: two processes creating the same session both get its id
-                sid = conn.execute(
-                    "INSERT INTO sessions(name) VALUES (?) ON CONFLICT (name) "
-                    "DO UPDATE SET name = excluded.name RETURNING id", (name,)
-                ).fetchone()[0]
-                self._remember_session(name, sid)
-            out[name] = sid
+            sid = conn.execute(
+                "INSERT INTO sessions(user_id, name) VALUES (?, ?) ON CONFLICT (user_id, name) "
+                "DO UPDATE SET name = excluded.name RETURNING id", (user, name)
+            ).fetchone()[0]
+            out[name] = self._remember_session(user, name, sid)
         return out
 
-    def _session_row(self, sql: str, param: object) -> Any:
-        return self.conn.execute(sql, (param,)).fetchone()
+    def _session_row(self, sql: str, *params: object) -> Any:
+        return self.conn.execute(sql, params).fetchone()
 
     # --- rows ------------------------------------------------------------------------------
 
     def insert(self, rows: Sequence[tuple]) -> list[int]:
         """Insert rows ``(kind, session, role, content, ts, tz, importance, tokens, metadata,
-        status, embedding bytes)`` inside the caller's transaction; return their ids in order."""
+        status, user_id, embedding bytes)`` inside the caller's transaction; return their ids in order."""
         conn = self._local.conn
         assert conn is not None, "insert() runs inside transaction()"
         ids = [r[0] for r in conn.execute(
             "SELECT nextval('memories_id_seq') FROM generate_series(1, ?)", (len(rows),))]
         vecs = [np.frombuffer(r[-1], dtype=np.float32) for r in rows]
         conn.executemany(
-            f"INSERT INTO memories({COLUMNS}, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO memories({COLUMNS}, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(i, *row[:-1], vec) for i, row, vec in zip(ids, rows, vecs, strict=True)],
         )
         return ids
@@ -331,10 +357,25 @@ class PgStore(SessionCache):
     def embeddings(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         rows = self.conn.execute(
             "SELECT id, embedding FROM memories WHERE id = ANY(?)", (list(ids),)).fetchall()
-        return {i: np.asarray(v, dtype=np.float32) for i, v in rows}
+        return {i: _array(v) for i, v in rows}
 
-    def count(self) -> int:
-        return self.conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+    def sample_embeddings(self, user: int, size: int) -> tuple[np.ndarray, int]:
+        """(up to ``size`` embeddings of a user's active rows, how many rows they were drawn from)."""
+        total = self.conn.execute(
+            "SELECT count(*) FROM memories WHERE user_id = ? AND status = 0", (user,)).fetchone()[0]
+        # a Bernoulli sample of the table's pages; a fixed seed keeps searches repeatable
+        share = min(100.0, 100.0 * 1.5 * size / max(total, 1))
+        rows = self.conn.execute(
+            f"SELECT embedding FROM memories TABLESAMPLE SYSTEM ({share:.6f}) REPEATABLE (7) "
+            "WHERE user_id = ? AND status = 0 LIMIT ?", (user, size)).fetchall()
+        vecs = np.array([_array(r[0]) for r in rows], dtype=np.float32).reshape(-1, self.dim)
+        return vecs, total
+
+    def count(self, user: int | None = None) -> int:
+        if user is None:
+            return self.conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+        return self.conn.execute(
+            "SELECT count(*) FROM memories WHERE user_id = ?", (user,)).fetchone()[0]
 
     def max_id(self) -> int:
         return self.conn.execute("SELECT coalesce(max(id), 0) FROM memories").fetchone()[0]
@@ -382,10 +423,10 @@ class PgStore(SessionCache):
 
     def dense(
         self, qvec: np.ndarray, limit: int, *, kinds: Sequence[int] | None = None,
-        session: int | None = None,
+        session: int | None = None, user: int | None = None,
     ) -> list[tuple[int, float]]:
         """(id, cosine) of the ``limit`` nearest active rows via the HNSW index, best first."""
-        where, params = _filters(kinds, session)
+        where, params = _filters(kinds, session, user)
         q = np.asarray(qvec, dtype=np.float32)
         sql = (f"SELECT id, 1 - (embedding <=> %s) FROM memories WHERE {where} "
                "ORDER BY embedding <=> %s LIMIT %s")
@@ -412,8 +453,18 @@ class PgStore(SessionCache):
         return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
-def _filters(kinds: Sequence[int] | None, session: int | None) -> tuple[str, list[Any]]:
+def _array(vec: Any) -> np.ndarray:
+    """A pgvector ``Vector`` (or a plain sequence) as float32."""
+    return np.asarray(vec.to_numpy() if hasattr(vec, "to_numpy") else vec, dtype=np.float32)
+
+
+def _filters(
+    kinds: Sequence[int] | None, session: int | None, user: int | None = None,
+) -> tuple[str, list[Any]]:
     where, params = ["status = 0"], []
+    if user is not None:
+        where.append("user_id = %s")
+        params.append(user)
     if kinds is not None and len(set(kinds)) < 3:
         where.append(f"kind IN ({','.join(str(int(k)) for k in set(kinds))})")
     if session is not None:
@@ -451,10 +502,10 @@ class PgLexicalSearcher(LexicalSearcher):
 
     def search(
         self, text: str, limit: int, *, rows: int, kinds: Sequence[int] | None = None,
-        session: int | None = None,
+        session: int | None = None, user: int | None = None,
     ) -> tuple[list[tuple[int, float]], float]:
         used, dropped, mass = self.plan(text, rows)
-        where, params = _filters(kinds, session)
+        where, params = _filters(kinds, session, user)
         if used:
             weights = [idf(self.doc_freq(t, rows), rows) for t in used]
             score = " + ".join(

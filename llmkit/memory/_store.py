@@ -20,6 +20,7 @@ from typing import Any
 
 from ._errors import MemoryDatabaseError
 
+DEFAULT_USER = "default"  # the user of every memory written without a user_id
 APPLICATION_ID = 0x4C4B4D4D  # "LKMM": marks a file as an llmkit memory database
 PAGE_SIZE = 16384  # a row (1.5 KB vector + text) wastes ~15% of a 4 KB page, ~2% of a 16 KB one
 
@@ -84,13 +85,35 @@ _V2 = [  # consolidation: versioned facts with their sources, rolling summaries,
         upto INTEGER NOT NULL, content TEXT NOT NULL, created REAL NOT NULL)""",
 ]
 
+_V3 = [  # users: every session and memory belongs to one; user 1 is the default user
+    "CREATE TABLE users(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE)",
+    f"INSERT INTO users(id, name) VALUES (1, '{DEFAULT_USER}')",
+    # session names become unique per user: SQLite cannot drop a UNIQUE constraint, so the
+    # table is rebuilt (foreign keys are off while migrating, see Store.migrate); AUTOINCREMENT
+    # so a forgotten session's id is never handed to another user's session
+    """CREATE TABLE sessions_v3(
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL DEFAULT 1 REFERENCES users(id),
+        name TEXT NOT NULL, summary TEXT,
+        summarised_upto INTEGER NOT NULL DEFAULT 0,
+        consolidated_upto INTEGER NOT NULL DEFAULT 0,
+        UNIQUE(user_id, name))""",
+    "INSERT INTO sessions_v3(id, user_id, name, summary, summarised_upto, consolidated_upto) "
+    "SELECT id, 1, name, summary, summarised_upto, consolidated_upto FROM sessions",
+    "DROP TABLE sessions",
+    "ALTER TABLE sessions_v3 RENAME TO sessions",
+    "ALTER TABLE memories ADD COLUMN user_id INTEGER NOT NULL DEFAULT 1",  # its session's user,
+    "CREATE INDEX memories_by_user ON memories(user_id, kind, id)",
+]
+
 MIGRATIONS: list[tuple[str, list[str]]] = [
     ("memories, sessions, episodes and the FTS5 index", _V1),
     ("consolidation: facts with history and sources, summaries, session watermarks", _V2),
+    ("users: sessions and memories belong to a user (default: 'default')", _V3),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-COLUMNS = "id, kind, session, role, content, ts, tz, importance, tokens, metadata, status"
+COLUMNS = "id, kind, session, role, content, ts, tz, importance, tokens, metadata, status, user_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +129,7 @@ class Row:
     tokens: int
     metadata: str | None
     status: int
+    user_id: int
 
 
 def _corrupt(path: str, exc: Exception) -> MemoryDatabaseError:
@@ -117,39 +141,54 @@ def _corrupt(path: str, exc: Exception) -> MemoryDatabaseError:
 
 
 class SessionCache:
-    """Session names and their integer ids, cached both ways; a rollback clears it (see ``transaction()``).
+    """User and session names and their integer ids, cached; a rollback clears it (see ``transaction()``).
 
     Shared by the SQLite ``Store`` and the PostgreSQL ``PgStore``; each says how to read one
-    ``sessions`` row (``_session_row``).
+    row (``_session_row``). Writers resolve ids inside their transaction (``session_ids``,
+    ``ensure_user``), so a cache made stale by another connection's ``forget_user`` is never
+    written through.
     """
 
     def __init__(self) -> None:
         self._session_names: dict[int, str] = {}
-        self._session_ids: dict[str, int] = {}
+        self._session_ids: dict[tuple[int, str], int] = {}
+        self._user_ids: dict[str, int] = {}
 
-    def _session_row(self, sql: str, param: object) -> Any:
+    def _session_row(self, sql: str, *params: object) -> Any:
         raise NotImplementedError
 
-    def _remember_session(self, name: str, sid: int) -> int:
-        self._session_ids[name] = sid
+    def _remember_session(self, user: int, name: str, sid: int) -> int:
+        self._session_ids[(user, name)] = sid
         self._session_names[sid] = name
         return sid
 
     def forget_uncommitted_sessions(self) -> None:
         self._session_ids.clear()
         self._session_names.clear()
+        self._user_ids.clear()
 
-    def session_id(self, name: str) -> int | None:
-        if name in self._session_ids:
-            return self._session_ids[name]
-        row = self._session_row("SELECT id FROM sessions WHERE name = ?", name)
-        return self._remember_session(name, row[0]) if row else None
+    def user_id(self, name: str) -> int | None:
+        """The id of user ``name``, None if it never wrote anything."""
+        if name in self._user_ids:
+            return self._user_ids[name]
+        row = self._session_row("SELECT id FROM users WHERE name = ?", name)
+        if row:
+            self._user_ids[name] = row[0]
+        return row[0] if row else None
+
+    def session_id(self, name: str, user: int | None) -> int | None:
+        if user is None:
+            return None
+        if (user, name) in self._session_ids:
+            return self._session_ids[(user, name)]
+        row = self._session_row("SELECT id FROM sessions WHERE user_id = ? AND name = ?", user, name)
+        return self._remember_session(user, name, row[0]) if row else None
 
     def session_name(self, sid: int) -> str:
         name = self._session_names.get(sid)
         if name is None:
             name = self._session_row("SELECT name FROM sessions WHERE id = ?", sid)[0]
-            self._remember_session(name, sid)
+            self._session_names[sid] = name
         return name
 
 
@@ -228,9 +267,22 @@ class Store(SessionCache):
                 delay = min(delay * 2, 0.2)
 
     def migrate(self, target: int = SCHEMA_VERSION) -> int:
-        """Apply the pending migrations up to ``target``; return the version reached."""
+        """Apply the pending migrations up to ``target``; return the version reached.
+
+        Foreign keys are off meanwhile (a table rebuild drops a referenced table) and every
+        migration must leave ``PRAGMA foreign_key_check`` empty, or it is rolled back."""
         with self.lock:
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version >= target:
+                return version
+            self.conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction
+            try:
+                return self._migrate(version, target)
+            finally:
+                self.conn.execute("PRAGMA foreign_keys = ON")
+
+    def _migrate(self, version: int, target: int) -> int:
+        with self.lock:
             while version < target:
                 with self.transaction():
                     # re-read under the write lock: another process may have migrated meanwhile
@@ -242,6 +294,12 @@ class Store(SessionCache):
                         self.conn.execute(sql)
                     if number == 1:
                         self.conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    broken = self.conn.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise MemoryDatabaseError(
+                            f"{self.path}: migration to version {number} left rows whose "
+                            f"references are broken ({broken[:3]}); nothing was changed. "
+                            "Restore the file from a backup or report it.")
                     self.conn.execute(f"PRAGMA user_version = {number}")
                 version = number
             return version
@@ -283,39 +341,46 @@ class Store(SessionCache):
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
 
-    def session_ids(self, names: Sequence[str]) -> dict[str, int]:
-        """Integer ids for session names, creating missing ones (call inside a transaction)."""
+    def ensure_user(self, name: str) -> int:
+        """The id of user ``name``, created if missing (call inside a transaction)."""
+        row = self.conn.execute("SELECT id FROM users WHERE name = ?", (name,)).fetchone()
+        uid = row[0] if row else self.conn.execute(
+            "INSERT INTO users(name) VALUES (?)", (name,)).lastrowid
+        assert uid is not None
+        if self._user_ids.get(name, uid) != uid:  # forgotten and re-created elsewhere
+            self._session_ids.clear()
+        self._user_ids[name] = uid  # a rollback clears the cache (see transaction())
+        return uid
+
+    def session_ids(self, names: Sequence[str], user: int) -> dict[str, int]:
+        """Integer ids for a user's session names, creating missing ones (call inside a transaction).
+
+        Read from the database, not the cache: another connection may have forgotten them."""
         out: dict[str, int] = {}
         for name in names:
-            sid = self._session_ids.get(name)
-            if sid is None:
-                row = self.conn.execute("SELECT id FROM sessions WHERE name = ?", (name,)).fetchone()
-                if row is None:
-                    sid = self.conn.execute(
-                        "INSERT INTO sessions(name) VALUES (?)", (name,)
-                    ).lastrowid
-                else:
-                    sid = row[0]
-                assert sid is not None
-                self._remember_session(name, sid)  # a rollback clears the cache (see transaction())
-            out[name] = sid
+            row = self.conn.execute(
+                "SELECT id FROM sessions WHERE user_id = ? AND name = ?", (user, name)).fetchone()
+            sid = row[0] if row else self.conn.execute(
+                "INSERT INTO sessions(user_id, name) VALUES (?, ?)", (user, name)).lastrowid
+            assert sid is not None
+            out[name] = self._remember_session(user, name, sid)
         return out
 
-    def _session_row(self, sql: str, param: object) -> Any:
+    def _session_row(self, sql: str, *params: object) -> Any:
         with self.lock:
-            return self.conn.execute(sql, (param,)).fetchone()
+            return self.conn.execute(sql, params).fetchone()
 
     # --- rows ------------------------------------------------------------------------------
 
     def insert(self, rows: Sequence[tuple]) -> list[int]:
         """Insert rows ``(kind, session, role, content, ts, tz, importance, tokens, metadata,
-        status, embedding)`` inside the caller's transaction; return their ids in order."""
+        status, user_id, embedding)`` inside the caller's transaction; return their ids in order."""
         base = self.conn.execute(
             "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'memories'), 0)"
         ).fetchone()[0]
         ids = list(range(base + 1, base + 1 + len(rows)))
         self.conn.executemany(
-            f"INSERT INTO memories({COLUMNS}, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT INTO memories({COLUMNS}, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [(i, *row) for i, row in zip(ids, rows, strict=True)],
         )
         return ids
@@ -343,12 +408,12 @@ class Store(SessionCache):
         return dict(rows)
 
     def scan(self, after_id: int = 0, chunk: int = 20000) -> Iterator[list[tuple]]:
-        """Yield ``(id, kind, session, status, ts, importance, embedding)`` rows in id order."""
+        """Yield ``(id, kind, session, status, ts, importance, embedding, user_id)`` rows in id order."""
         last = after_id
         while True:
             with self.lock:
                 rows = self.conn.execute(
-                    "SELECT id, kind, session, status, ts, importance, embedding FROM memories "
+                    "SELECT id, kind, session, status, ts, importance, embedding, user_id FROM memories "
                     "WHERE id > ? ORDER BY id LIMIT ?",
                     (last, chunk),
                 ).fetchall()
@@ -404,6 +469,14 @@ class Store(SessionCache):
     def ids(self) -> list[int]:
         with self.lock:
             return [r[0] for r in self.conn.execute("SELECT id FROM memories ORDER BY id")]
+
+    def count(self, user: int | None = None) -> int:
+        """Memories held (one user's, when given)."""
+        with self.lock:
+            if user is None:
+                return self.conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+            return self.conn.execute(
+                "SELECT count(*) FROM memories WHERE user_id = ?", (user,)).fetchone()[0]
 
     def file_bytes(self) -> int:
         with self.lock:

@@ -91,18 +91,22 @@ class Weights:
     up for assistants where "recent" and "important" should beat "relevant".
     Dense counts twice as much as lexical by default: BM25 is sharp on names and codes but
     blind to paraphrase, and a rare word it matches still lifts a row by up to a third.
+    ``hubness`` is subtracted from each cosine times how generic the memory is (its mean
+    similarity to its nearest neighbours, see :mod:`llmkit.memory._hubness`): content-free
+    turns ("How did it go?") stop crowding out the turn that answers. ``0`` turns it off.
     """
 
     dense: float = 1.0
     lexical: float = 0.5
     recency: float = 0.02
     importance: float = 0.02
+    hubness: float = 0.5
     rrf_k: float = 60.0
     half_life_days: float = 30.0
     fusion: str = "convex"
 
     def __post_init__(self) -> None:
-        for name in ("dense", "lexical", "recency", "importance"):
+        for name in ("dense", "lexical", "recency", "importance", "hubness"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0 or math.isnan(value):
                 raise ValueError(f"Weights.{name} must be a number >= 0, got {value!r}")
