@@ -325,7 +325,10 @@ class Kit:
             warnings.simplefilter("ignore")  # its import warns about its own end of life
             import google.generativeai as legacy
 
-        options = {"api_endpoint": self.server_url} if self.server_url else None
+        # live mode honours LLMKIT_UPSTREAM_GEMINI (a simulator or proxy) like the other clients do
+        endpoint = self.server_url or (self._upstreams["gemini"] if self._upstreams["gemini"] != UPSTREAMS["gemini"]
+                                       else None)
+        options = {"api_endpoint": endpoint} if endpoint else None
         legacy.configure(api_key=self.key("gemini"), transport="rest", client_options=options)
         return legacy
 

@@ -22,7 +22,7 @@ import openai
 import pytest
 from google import genai
 from google.genai import types
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from llmkit.replay.server import ServerThread
 from llmkit.simulate.app import create_app
@@ -360,3 +360,170 @@ def test_llmkit_simulate_prints_the_upstreams_to_export_and_serves_them() -> Non
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- prompt caching (lesson 6) --------------------------------------------------------------------------------
+HANDBOOK = "Rule: every alert names its owner and its runbook. " * 120  # ~1500 tokens: above the minimum
+
+
+def test_a_repeated_long_prefix_is_a_cache_hit_and_a_short_one_never_is(sims: Sims) -> None:
+    client = oa(sims.url("seed3"))
+    first, second = (client.responses.create(model=OPENAI_MODEL, instructions=HANDBOOK, input=q)
+                     for q in ("What about alerts?", "And about owners?"))
+    assert first.usage.input_tokens_details.cached_tokens == 0
+    hit = second.usage.input_tokens_details.cached_tokens
+    assert 1024 <= hit <= second.usage.input_tokens and hit % 128 == 0
+    short = [client.responses.create(model=OPENAI_MODEL, instructions="Be brief.", input="Hi") for _ in range(2)]
+    assert [r.usage.input_tokens_details.cached_tokens for r in short] == [0, 0]
+    claude = an(sims.url("seed3"))
+    system = [{"type": "text", "text": HANDBOOK * 3, "cache_control": {"type": "ephemeral"}}]
+    w, r = (claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=100, system=system,
+                                   messages=[{"role": "user", "content": q}]) for q in ("Alerts?", "Owners?"))
+    assert w.usage.cache_creation_input_tokens > 4096 and w.usage.cache_read_input_tokens == 0  # Haiku 4.5: 4096
+    assert r.usage.cache_read_input_tokens == w.usage.cache_creation_input_tokens
+    assert not r.usage.cache_creation_input_tokens
+    unmarked = [{"type": "text", "text": HANDBOOK * 3}]  # no cache_control: Anthropic caches nothing
+    u = claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=100, system=unmarked,
+                               messages=[{"role": "user", "content": "Alerts?"}])
+    assert not u.usage.cache_creation_input_tokens and not u.usage.cache_read_input_tokens
+
+
+def test_a_gemini_explicit_cache_is_created_used_and_deleted(sims: Sims) -> None:
+    client = gm(sims.url("seed3"))
+    beta = types.HttpOptions(api_version="v1beta")
+    cache = client.caches.create(model=GEMINI_MODEL, config=types.CreateCachedContentConfig(
+        system_instruction=HANDBOOK, ttl="300s", http_options=beta))
+    assert cache.name.startswith("cachedContents/") and cache.usage_metadata.total_token_count >= 1024
+    answer = client.models.generate_content(model=GEMINI_MODEL, contents="What about alerts?",
+                                            config=types.GenerateContentConfig(cached_content=cache.name,
+                                                                               http_options=beta))
+    assert answer.usage_metadata.cached_content_token_count == cache.usage_metadata.total_token_count
+    assert answer.usage_metadata.prompt_token_count > cache.usage_metadata.total_token_count
+    with pytest.raises(genai.errors.ClientError) as both:  # a cached request may not bring its own system prompt
+        client.models.generate_content(model=GEMINI_MODEL, contents="Hi", config=types.GenerateContentConfig(
+            cached_content=cache.name, system_instruction="Be brief.", http_options=beta))
+    assert both.value.code == 400
+    with pytest.raises(genai.errors.ClientError) as small:
+        client.caches.create(model=GEMINI_MODEL, config=types.CreateCachedContentConfig(
+            system_instruction="Too short to cache.", http_options=beta))
+    assert small.value.code == 400 and "too small" in str(small.value)
+    client.caches.delete(name=cache.name, config=types.DeleteCachedContentConfig(http_options=beta))
+    with pytest.raises(genai.errors.ClientError) as gone:  # deleted: using it again is refused
+        client.models.generate_content(model=GEMINI_MODEL, contents="Hi", config=types.GenerateContentConfig(
+            cached_content=cache.name, http_options=beta))
+    assert gone.value.code == 403
+
+
+def test_the_legacy_gemini_client_of_a_live_kit_goes_to_the_configured_upstream(
+        sims: Sims, monkeypatch: pytest.MonkeyPatch) -> None:
+    import llmkit
+
+    url = sims.url("seed1")
+    before = sims.sim("seed1").served["gemini generate"]
+    for name, value in {"LLMKIT_MODE": "live", "GEMINI_API_KEY": "simulated", "LLMKIT_UPSTREAM_GEMINI": url}.items():
+        monkeypatch.setenv(name, value)
+    kit = llmkit.start("00_setup_and_replay", quiet=True)
+    try:
+        answer = kit.legacy_gemini.GenerativeModel(GEMINI_MODEL).generate_content("Say hello")
+        assert answer.text
+        assert sims.sim("seed1").served["gemini generate"] == before + 1  # the simulator, not Google, answered
+    finally:
+        kit.close()
+
+
+class Rated(BaseModel):
+    score: int = Field(ge=1, le=10, description="1 (worst) to 10 (best)")
+    tags: list[str] = Field(min_length=2, max_length=3)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_constraints_the_anthropic_sdk_moves_into_descriptions_are_followed(sims: Sims, seed: int) -> None:
+    # messages.parse sends score's bounds and tags' sizes only as "{maximum: 10, minimum: 1}" in the description;
+    # the SDK then validates the answer against the full model, as a real model's answer would pass
+    client = an(sims.url(f"seed{seed}"))
+    for i in range(3):
+        message = client.messages.parse(model=ANTHROPIC_MODEL, max_tokens=400, output_format=Rated,
+                                        messages=[{"role": "user", "content": f"Rate this code, take {i}."}])
+        rated = message.parsed_output
+        assert rated is not None and 1 <= rated.score <= 10 and 2 <= len(rated.tags) <= 3
+
+
+# --- input tokens (lesson 5) ----------------------------------------------------------------------------------
+def test_input_tokens_depend_on_the_request_and_an_image_costs_its_documented_formula(sims: Sims) -> None:
+    import base64
+    import io
+    import random
+
+    from PIL import Image
+
+    from llmkit import multimodal as mm
+
+    buffer = io.BytesIO()
+    noise = random.Random(5).randbytes(300 * 200 * 3)  # noise: its base64 holds every character, '-' and '_'
+    Image.frombytes("RGB", (300, 200), noise).save(buffer, "PNG")  # included once google-genai URL-safe encodes it
+    png, prompt = buffer.getvalue(), "Describe this picture in one sentence."
+    url = "data:image/png;base64," + base64.b64encode(png).decode()
+    costs = {}
+    for seed in SEEDS:  # what a prompt costs is the tokenizer's business, not the seed's
+        client = oa(sims.url(f"seed{seed}"))
+        text = client.responses.create(model=OPENAI_MODEL, input=prompt).usage.input_tokens
+        image = client.responses.create(model=OPENAI_MODEL, input=[{"role": "user", "content": [
+            {"type": "input_image", "image_url": url}, {"type": "input_text", "text": prompt}]}]).usage.input_tokens
+        costs[seed] = (text, image)
+    assert len(set(costs.values())) == 1
+    text, image = costs[1]
+    assert image - text == mm.estimate_image_tokens(300, 200, "openai", OPENAI_MODEL)
+    claude = an(sims.url("seed1"))
+    ask = [{"role": "user", "content": [mm.anthropic_part({"data": png, "media_type": "image/png"}),
+                                         {"type": "text", "text": prompt}]}]
+    plain = claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=50, messages=[{"role": "user", "content": prompt}])
+    seen = claude.messages.create(model=ANTHROPIC_MODEL, max_tokens=50, messages=ask)
+    assert seen.usage.input_tokens - plain.usage.input_tokens == mm.estimate_image_tokens(300, 200, "anthropic")
+    assert claude.messages.count_tokens(model=ANTHROPIC_MODEL, messages=ask).input_tokens == seen.usage.input_tokens
+    gemini = gm(sims.url("seed1"))
+    one = gemini.models.generate_content(model=GEMINI_MODEL, contents=[
+        types.Part.from_bytes(data=png, mime_type="image/png"), prompt]).usage_metadata.prompt_token_count
+    none = gemini.models.generate_content(model=GEMINI_MODEL, contents=prompt).usage_metadata.prompt_token_count
+    assert one - none == mm.estimate_image_tokens(300, 200, "gemini") == 258
+
+
+# --- record mode against the simulator ------------------------------------------------------------------------
+def test_a_stream_fault_in_record_mode_cuts_the_client_and_records_the_whole_answer(
+        sims: Sims, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import llmkit
+
+    url = sims.url("seed2")
+    for name, value in {"LLMKIT_MODE": "record", "OPENAI_API_KEY": "sk-simulated", "LLMKIT_UPSTREAM_OPENAI": url,
+                        "LLMKIT_CASSETTES": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    ask = [{"role": "user", "content": "Explain backoff with jitter in five sentences."}]
+
+    def stream_text(kit: Any) -> list[str]:
+        got: list[str] = []
+        client = kit.openai.with_options(max_retries=0)
+        try:
+            for chunk in client.chat.completions.create(model=OPENAI_MODEL, messages=ask, stream=True):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    got.append(chunk.choices[0].delta.content)
+        except openai.APIConnectionError:
+            return got
+        raise AssertionError("the stream was not cut")
+
+    kit = llmkit.start("rec_fault", quiet=True)
+    try:
+        kit.faults.drop_stream(after=4, provider="openai")
+        recorded_cut = stream_text(kit)
+        kit.check_recording()  # nothing refused
+    finally:
+        kit.close()
+    [interaction] = json.loads((tmp_path / "rec_fault.json").read_text())["interactions"]
+    frames = interaction["response"]["stream"]
+    assert len(frames) > 4 and frames[-1]["raw"].startswith("data: [DONE]")  # the whole answer was recorded
+    assert 0 < len(recorded_cut) < len(frames) - 2
+    monkeypatch.setenv("LLMKIT_MODE", "replay")
+    kit = llmkit.start("rec_fault", quiet=True, speed=0)
+    try:
+        kit.faults.drop_stream(after=4, provider="openai")
+        assert stream_text(kit) == recorded_cut  # the same fault replays the same cut
+    finally:
+        kit.close()

@@ -580,11 +580,14 @@ class Memory:
         from . import _hubness
 
         if snap is not None:
-            key = (uid, snap.n, snap.inactive)
-            if getattr(self, "_hub_key", None) != key:
+            # rebuilt after a forget or once the store has grown by a tenth: a chat that adds a turn before each
+            # search must not pay for a new reference every time (hubness is a slowly moving average)
+            built = getattr(self, "_hub_key", None)
+            if (built is None or built[0] != uid or built[2] != snap.inactive or snap.n < built[1]
+                    or snap.n > built[1] * 1.1 + 16):
                 mine = snap.active & (snap.users == uid)
                 self._hub_ref = (_hubness.reference(snap.vecs, mine), int(mine.sum()))
-                self._hub_key = key
+                self._hub_key = (uid, snap.n, snap.inactive)
                 self._hub_memo = {}
         else:  # PostgreSQL: a sample of the user's rows, refreshed every minute
             key = (uid, int(time.monotonic() // 60))

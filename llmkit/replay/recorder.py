@@ -9,7 +9,9 @@ temporary files and renamed only after the scan passed. An answer that cannot be
 (bytes that are not UTF-8) is refused loudly: an entry in ``errors``, a warning, and for a non-streamed
 answer a provider-shaped error to the client; it is never dropped silently. Upstream base URLs come
 from ``LLMKIT_UPSTREAM_OPENAI``, ``LLMKIT_UPSTREAM_ANTHROPIC`` and ``LLMKIT_UPSTREAM_GEMINI`` (so
-tests can record from a local fake).
+tests can record from a local fake). ``kit.faults`` applies in record mode too: a status fault answers instead
+of the provider, and a stream fault (a drop, an error event) changes what the client receives while the
+cassette keeps the provider's whole answer, so the same fault replays the same cut.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from ..errors import CassetteError, LlmkitError, SecretLeakError
+from ..errors import CassetteError, DroppedConnection, LlmkitError, SecretLeakError
 from ..models import UPSTREAMS
 from . import providers
 from .canonical import replace_blobs
@@ -92,7 +94,7 @@ class Recorder:
         import httpx2
 
         try:
-            return await self._forward(request, headers, raw, send, observe)
+            return await self._forward(request, headers, raw, send, observe, fault)
         except httpx2.HTTPError as e:  # the provider could not be reached, or broke off its answer
             self.errors.append(CassetteError(
                 f"record mode did not store {request.label()}: the provider's answer failed ({type(e).__name__}: "
@@ -101,7 +103,7 @@ class Recorder:
             raise
 
     async def _forward(self, request: RecordedRequest, headers: dict[str, str], raw: bytes, send: Send,
-                       observe: Any) -> RecordedResponse | None:
+                       observe: Any, fault: Any = None) -> RecordedResponse | None:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         base = self.upstreams[request.provider]
@@ -156,23 +158,30 @@ class Recorder:
             kind = providers.stream_kind(request.provider, request.path, dict(parse_qsl(request.query)))
             buffer = b""
             received: list[bytes] = []
+            # A stream fault (kit.faults.drop_stream / error_mid_stream) changes what the client gets, event by
+            # event, as in replay; the cassette still gets the provider's whole answer.
+            cut = _StreamCut(request, kind, fault) if kind == "sse" and _is_stream_fault(fault) else None
             undecodable: UnicodeDecodeError | None = None
             text = codecs.getincrementaldecoder("utf-8")()  # a network chunk may end inside a character
             async for chunk in upstream.aiter_bytes():
                 now = (loop.time() - t0) * 1000
                 received.append(chunk)
-                # The client gets every byte as it came, whatever happens to the recording.
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if cut is None:  # the client gets every byte as it came, whatever happens to the recording
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if undecodable is not None:
                     continue
                 try:
                     if kind == "sse":
                         pieces, buffer = split_frames(buffer + chunk)
                         frames += [Frame(now, p.decode("utf-8")) for p in pieces]
+                        if cut is not None:
+                            await cut.send(send, pieces)
                     elif piece := text.decode(chunk):
                         frames.append(Frame(now, piece))
                 except UnicodeDecodeError as e:
                     undecodable = e
+            if cut is not None and buffer and undecodable is None:
+                await cut.send(send, [buffer])  # a last event without its separator
             if undecodable is None and (buffer or kind != "sse"):
                 try:
                     rest = buffer.decode("utf-8") if kind == "sse" else text.decode(b"", final=True)
@@ -192,7 +201,9 @@ class Recorder:
                 if self._try_append(Interaction(stored_req, resp)) is not None:
                     resp = None  # kept in self.errors; the kit raises it
             if observe is not None:
-                observe(upstream.status_code, b"".join(received), True)
+                observe(upstream.status_code, cut.sent if cut is not None else b"".join(received), True)
+            if cut is not None and cut.dropped:
+                raise DroppedConnection(f"fault: connection dropped after {cut.events} events", cut.sent)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         return resp
 
@@ -244,6 +255,37 @@ class Recorder:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
+
+
+def _is_stream_fault(fault: Any) -> bool:
+    return fault is not None and (fault.drop_after is not None or fault.error_after is not None)
+
+
+class _StreamCut:
+    """What a client gets of a recorded stream under a stream fault: events up to ``drop_after`` (then the
+    connection drops), or up to ``error_after`` (then the provider's error event ends the stream)."""
+
+    def __init__(self, request: RecordedRequest, kind: str, fault: Any):
+        self.request, self.kind, self.fault = request, kind, fault
+        self.events = 0
+        self.sent = b""
+        self.done = self.dropped = False
+
+    async def send(self, send: Send, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            if self.done:
+                return
+            if self.fault.drop_after is not None and self.events >= self.fault.drop_after:
+                self.done = self.dropped = True
+                return
+            if self.fault.error_after is not None and self.events >= self.fault.error_after:
+                piece = providers.error_event(self.request.provider, self.request.path,
+                                              self.fault.message or "Overloaded", self.fault.event_status,
+                                              kind=self.kind).encode()
+                self.done = True
+            self.events += 1
+            self.sent += piece
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
 
 
 def _write_atomically(target: Path, data: bytes) -> None:

@@ -4,7 +4,7 @@ The answer is a ``llmkit.replay.scripted.Reply`` — the same object a lesson's 
 provider modules' renderers frame it and ``llmkit.replay.scripted.check_reply`` holds it to what the
 real API could send. Everything in it is drawn from one seeded ``random.Random``: the wording, which
 declared tools are called and in what order, their arguments and any structured output (generated
-from the request's schema by Hypothesis), usage, pacing, and at the configured rates a refusal, a
+from the request's schema by Hypothesis), output usage, pacing, and at the configured rates a refusal, a
 ``max_tokens`` cut or a retryable error.
 """
 
@@ -21,6 +21,7 @@ from ..providers._scripted import estimate_tokens
 from ..replay.scripted import Constraints, Reply, ScriptedRequest, ToolCall
 from . import reading, schemas, wording
 from .settings import SimSettings
+from .tokens import prompt_tokens
 
 #: The retryable errors each provider sends (``Provider.fault_response`` names): rate limit with a
 #: Retry-After, server error, overloaded (OpenAI and Gemini say 503, Anthropic 529).
@@ -111,9 +112,8 @@ def answer(req: ScriptedRequest, settings: SimSettings, rng: random.Random) -> R
     """The seeded answer to ``req`` (a chat, Responses, Messages or generateContent request)."""
     body = req.body if isinstance(req.body, dict) else {}
     reply = Reply(ttft_ms=rng.uniform(15, 90), tokens_per_s=rng.uniform(400, 1500))
-    reply.input_tokens = estimate_tokens(json.dumps(body)) + rng.randint(0, 16)
-    if req.api not in ("chat", "responses", "messages", "generate"):  # token counts: the same estimate
-        reply.input_tokens = estimate_tokens(json.dumps(body))
+    reply.input_tokens = prompt_tokens(req.provider, req.model, body)  # the request's, not the seed's
+    if req.api not in ("chat", "responses", "messages", "generate"):  # token counts: the same count
         return reply
     c = constraints(req)
     if settings.refusal_rate > 0 and rng.random() < settings.refusal_rate:

@@ -2,10 +2,11 @@
 
 A Starlette app with one route per endpoint the lessons call: OpenAI Chat Completions, Responses and its
 ``input_tokens`` count, the models list; Anthropic Messages and ``count_tokens``; Gemini
-``generateContent``, ``streamGenerateContent`` (SSE with ``alt=sse``, else a JSON array) and
-``countTokens``. Each request must carry a key in its provider's header; the answer comes from
-:mod:`llmkit.simulate.answer`, is framed by the provider module's scripted renderer and checked by
-``llmkit.replay.scripted.render`` like any scripted reply, then served at its seeded pace.
+``generateContent``, ``streamGenerateContent`` (SSE with ``alt=sse``, else a JSON array), ``countTokens``
+and explicit caches (``cachedContents``: create, delete). Usage reports prompt-cache writes and hits where
+the real APIs would (:mod:`llmkit.simulate.caching`). Each request must carry a key in its provider's header;
+the answer comes from :mod:`llmkit.simulate.answer`, is framed by the provider module's scripted renderer and
+checked by ``llmkit.replay.scripted.render`` like any scripted reply, then served at its seeded pace.
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from typing import Any
 from .. import providers
 from ..errors import ClientGone, ConfigError, ScriptedReplyRejected
 from ..replay.cassette import RecordedRequest
-from ..replay.scripted import ScriptedRequest, render
+from ..replay.scripted import Reply, ScriptedRequest, render
 from ..replay.server import _DisconnectAwareSend, _send_json, serve_response
 from .answer import answer, fault_for
+from .caching import PromptCache
 from .settings import SimSettings
 
 __all__ = ["SPOKEN", "SimulatorApp", "create_app"]
 
 #: The provider APIs the simulator answers (``Provider.api_of`` names); embeddings are not among them:
 #: no lesson sends them to a provider.
-SPOKEN = frozenset({"chat", "responses", "count_tokens", "messages", "generate", "count_gemini"})
+SPOKEN = frozenset({"chat", "responses", "count_tokens", "messages", "generate", "count_gemini", "caches"})
 
 _NOT_FOUND = {"detail": "Not Found"}  # what vLLM (FastAPI) answers for a route it does not have
 _GEMINI_NO_KEY = ("Method doesn't allow unregistered callers (callers without established identity). Please use "
@@ -63,6 +65,7 @@ class SimulatorApp:
         self._seen: Counter[str] = Counter()  # how often each exact request came: a retry draws anew
         self.served: Counter[str] = Counter()  # answers per provider API, for tests and the log
         self.faults: Counter[str] = Counter()  # retryable errors sent, per provider and fault name
+        self.cache = PromptCache()  # prefixes seen (implicit caching) and Gemini's explicit caches
 
     def rng_for(self, method: str, path: str, query: str, raw: bytes) -> tuple[random.Random, int]:
         """The request's own seeded generator: seed, request and how many times it came before."""
@@ -113,9 +116,9 @@ class SimulatorApp:
             return
         rng, n = self.rng_for(method, path, query_text, raw)
         sreq = ScriptedRequest(provider.name, provider.api_of(path), path, body,
-                               provider.wants_stream(path, query, body), rng.randrange(10**9))
+                               provider.wants_stream(path, query, body), rng.randrange(10**9), method=method)
         t0 = asyncio.get_running_loop().time()
-        fault = fault_for(sreq, self.settings, rng) if sreq.api != "count_tokens" else None
+        fault = fault_for(sreq, self.settings, rng) if sreq.api not in ("count_tokens", "caches") else None
         if fault is not None:
             if self.settings.speed > 0:
                 await asyncio.sleep(fault.delay_ms / 1000 / self.settings.speed)
@@ -127,10 +130,12 @@ class SimulatorApp:
             await _send_json(send, status, fbody, fheaders)
             return
         try:
-            response = render(sreq, answer(sreq, self.settings, rng), query)
+            response = render(sreq, self._reply(sreq, rng), query)
         except (ScriptedReplyRejected, ConfigError) as exc:  # say why, in the provider's shape, without retries
             await _send_json(send, 400, provider.error_body(400, f"llmkit simulate: {exc}"))
             return
+        if sreq.api == "caches" and method == "POST" and response.status == 200:
+            self.cache.created(response.body)
         self.served[f"{provider.name} {sreq.api}"] += 1
         response.headers["x-llmkit-simulated"] = f"seed {self.settings.seed} request {n}"
         request = RecordedRequest(provider.name, method, path, query_text, body)
@@ -141,6 +146,15 @@ class SimulatorApp:
             pass
         finally:
             watched.stop()
+
+
+    def _reply(self, sreq: ScriptedRequest, rng: random.Random) -> Reply:
+        """The seeded answer with its prompt-cache usage, or the answer to a ``cachedContents`` call."""
+        if sreq.api != "caches":
+            return self.cache.apply(sreq, answer(sreq, self.settings, rng))
+        if sreq.method == "POST":  # the routes let through POST .../cachedContents and DELETE .../cachedContents/{id}
+            return self.cache.create(sreq)
+        return self.cache.delete(sreq.path)
 
 
 async def _read(receive: Any) -> bytes:
@@ -178,7 +192,8 @@ def create_app(settings: SimSettings | None = None, models: list[str] | None = N
     if sim.settings.profile == "full":
         routes += [Route(path, api, methods=["POST"]) for path in
                    ("/v1/responses", "/v1/responses/input_tokens", "/v1/messages", "/v1/messages/count_tokens",
-                    "/{version}/models/{target:path}")]
+                    "/{version}/models/{target:path}", "/{version}/cachedContents")]
+        routes.append(Route("/{version}/cachedContents/{cache_id}", api, methods=["DELETE"]))
     routes.append(Route("/{path:path}", _Endpoint(sim.not_found),
                         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]))
     app = Starlette(routes=routes)

@@ -9,6 +9,7 @@ server checks scripted replies).
 from __future__ import annotations
 
 import random
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -30,10 +31,29 @@ def _types(schema: dict) -> set[str]:
     return {kind} if isinstance(kind, str) else set(kind) if isinstance(kind, list) else set()
 
 
+# The anthropic SDK's ``transform_schema`` moves constraints the API does not enforce (``minimum``, ``maxLength``,
+# ``minItems`` above 1 ...) into the description as "\n\n{minimum: 1, maximum: 10}", for the model to follow.
+_HINTED = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+                     "maxLength", "minItems", "maxItems"})
+_HINT = re.compile(r"(?:^|\n\n)\{([^{}]*)\}$")
+
+
+def hinted(description: Any) -> dict[str, float | int]:
+    """The numeric constraints a description states in the anthropic SDK's ``{key: value, ...}`` form."""
+    match = _HINT.search(description) if isinstance(description, str) else None
+    out: dict[str, float | int] = {}
+    for part in match.group(1).split(", ") if match else []:
+        key, _, value = part.partition(": ")
+        if key in _HINTED and re.fullmatch(r"-?\d+(\.\d+)?", value):
+            out[key] = float(value) if "." in value else int(value)
+    return out
+
+
 def tame(schema: Any) -> Any:
     """``schema`` narrowed to what a model writes: still a subset of what it accepts.
 
-    Objects get no keys beyond their properties (``additionalProperties: false`` where unset), strings
+    Constraints stated in a description by the anthropic SDK are honoured (:func:`hinted`), objects get no
+    keys beyond their properties (``additionalProperties: false`` where unset), strings
     without a pattern get short words, arrays and numbers without bounds modest sizes, and unknown
     ``format`` annotations (Gemini's ``enum``) are dropped, since the generator cannot read them.
     """
@@ -51,6 +71,8 @@ def tame(schema: Any) -> Any:
             out[key] = tame(value)
         else:
             out[key] = value
+    for key, value in hinted(out.get("description")).items():  # as a model reading the description would
+        out.setdefault(key, value)
     kinds = _types(out)
     if ("object" in kinds or "properties" in out) and "additionalProperties" not in out \
             and "patternProperties" not in out:

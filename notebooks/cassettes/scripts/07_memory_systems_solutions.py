@@ -1,6 +1,6 @@
 """Script for the worked solutions of lesson 07 (provenance: scripted).
 
-Exercise 4 needs a consolidation model that answers in prose: asked for a summary, this one replies with a
+Exercise 2 needs a consolidation model that answers in prose: asked for a summary, this one replies with a
 friendly sentence, which the consolidator must reject because it is not the JSON it asked for.
 """
 
