@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from ..kit import Kit
 
 
+def _bearer(headers: dict[str, str]) -> str:
+    value = headers.get("authorization", "")
+    return value[7:].strip() if value.lower().startswith("bearer ") else ""
+
+
 class Provider(ABC):
     """One provider's HTTP surface, wire formats, SDK and quirks. Introduced in lesson 3 (03_function_calling).
 
@@ -41,6 +46,33 @@ class Provider(ABC):
     #: Whether a tool call's arguments go back into the history as the text the model sent
     #: (OpenAI) rather than as a parsed object (which malformed JSON cannot be).
     keeps_raw_tool_arguments: bool = False
+    #: Whether tool calls carry ids (Gemini's function calls have none).
+    tool_call_ids: bool = True
+    #: Whether a refusal arrives as a blocked answer (finish reason ``SAFETY``, no text) rather than as text.
+    refuses_by_blocking: bool = False
+    #: Whether the model often says a sentence before its tool calls (Claude does): the simulator imitates it.
+    talks_before_tools: bool = False
+    #: Status and message of the provider's answer to a request that carries no key (``llmkit simulate``).
+    no_key: tuple[int, str] = (401, "No API key was provided.")
+    #: The shortest prefix, in tokens, that the provider's prompt cache keeps (lesson 6, 06_conversations).
+    cache_min_tokens: int = 1024
+
+    # --- what llmkit simulate needs to answer as the provider would -----------------------------------
+    def has_key(self, headers: dict[str, str], query: dict[str, str]) -> bool:
+        """Whether a request carries a key where this provider reads it (``Authorization: Bearer``)."""
+        return bool(_bearer(headers))
+
+    def cache_minimum(self, model: str) -> int:
+        """The shortest cacheable prefix for ``model``, in tokens."""
+        return self.cache_min_tokens
+
+    def cacheable_prefix(self, body: dict) -> str:
+        """The stable text of a request that the provider's prompt cache may keep; empty when none qualifies."""
+        return ""
+
+    def cache_usage(self, tokens: int, seen: bool) -> tuple[int, int]:
+        """(tokens read from the cache, tokens written to it) for a cacheable prefix of ``tokens``."""
+        return (tokens if seen else 0), 0
 
     def __repr__(self) -> str:
         return f"<provider {self.name}>"

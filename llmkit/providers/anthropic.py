@@ -19,6 +19,7 @@ from llmkit.providers import _anthropic_wire as wire
 from llmkit.providers._base import (
     DEFAULT_MESSAGES,
     Provider,
+    _bearer,
     arun_parser,
     b64,
     parts,
@@ -120,6 +121,25 @@ class Anthropic(Provider):
     wire = wire
     chat_api = "messages"
     tool_call_prefix = "toolu_01"
+    talks_before_tools = True
+    no_key = (401, "x-api-key header is required")
+
+    # --- as llmkit simulate answers ------------------------------------------------------------------
+    def has_key(self, headers: dict[str, str], query: dict[str, str]) -> bool:
+        return bool(headers.get("x-api-key") or _bearer(headers))
+
+    def cache_minimum(self, model: str) -> int:
+        """4096 tokens for Claude Haiku 4.5 and Opus 4.5, 1024 for the other current models."""
+        return 4096 if any(m in model for m in ("haiku-4-5", "opus-4-5")) else 1024
+
+    def cacheable_prefix(self, body: dict) -> str:
+        """The system blocks up to the last one marked ``cache_control``."""
+        blocks = body.get("system") if isinstance(body.get("system"), list) else []
+        marked = [i for i, b in enumerate(blocks) if isinstance(b, dict) and b.get("cache_control")]
+        return "".join(str(b.get("text", "")) for b in blocks[:marked[-1] + 1]) if marked else ""
+
+    def cache_usage(self, tokens: int, seen: bool) -> tuple[int, int]:
+        return (tokens, 0) if seen else (0, tokens)  # the first request writes the cache, the next ones read it
 
     # --- HTTP surface ------------------------------------------------------------------------------
     def owns_path(self, path: str) -> bool:

@@ -146,6 +146,19 @@ class Gemini(Provider):
     key_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     wire = wire
     chat_api = "generate"
+    tool_call_ids = False
+    refuses_by_blocking = True
+    # Google answers a request without any key 403 PERMISSION_DENIED
+    no_key = (403, "Method doesn't allow unregistered callers (callers without established identity). Please use "
+                   "API Key or other form of API consumer identity to call this API.")
+
+    # --- as llmkit simulate answers ------------------------------------------------------------------
+    def has_key(self, headers: dict[str, str], query: dict[str, str]) -> bool:
+        return bool(headers.get("x-goog-api-key") or query.get("key"))
+
+    def cacheable_prefix(self, body: dict) -> str:
+        """The system instruction (Gemini 2.5 caches implicitly from 1024 tokens)."""
+        return json.dumps(body.get("systemInstruction")) if body.get("systemInstruction") else ""
 
     # --- HTTP surface ------------------------------------------------------------------------------
     def owns_path(self, path: str) -> bool:

@@ -154,6 +154,22 @@ class OpenAI(Provider):
     chat_api = "chat"
     tool_call_prefix = "call_"
     keeps_raw_tool_arguments = True
+    no_key = (401, "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                   "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+
+    # --- as llmkit simulate answers ------------------------------------------------------------------
+    def cacheable_prefix(self, body: dict) -> str:
+        """``instructions``, or a leading system/developer message (cached automatically from 1024 tokens)."""
+        if body.get("instructions"):
+            return str(body["instructions"])
+        first = (body.get("messages") or [{}])[0]
+        if isinstance(first, dict) and first.get("role") in ("system", "developer"):
+            content = first.get("content")
+            return content if isinstance(content, str) else json.dumps(content)
+        return ""
+
+    def cache_usage(self, tokens: int, seen: bool) -> tuple[int, int]:
+        return (tokens // 128 * 128 if seen else 0), 0  # hits are reported in steps of 128 tokens
 
     # --- HTTP surface ------------------------------------------------------------------------------
     def owns_path(self, path: str) -> bool:

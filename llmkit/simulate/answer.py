@@ -117,20 +117,20 @@ def answer(req: ScriptedRequest, settings: SimSettings, rng: random.Random) -> R
         return reply
     c = constraints(req)
     if settings.refusal_rate > 0 and rng.random() < settings.refusal_rate:
-        if req.provider == "gemini":  # Gemini blocks: finishReason SAFETY, no content
+        if provider(req.provider).refuses_by_blocking:  # Gemini: finishReason SAFETY, no content
             reply.finish = "content_filter"
         else:
             reply.refusal = wording.refusal_text(rng)
         reply.output_tokens = estimate_tokens(reply.refusal or "x")
         return reply
-    prefix = provider(req.provider).tool_call_prefix
+    spec = provider(req.provider)
     calls = _pick_tools(req, c, reading.declared_tools(req.api, body), rng)
     for i, tool in enumerate(calls):
         args = schemas.instance(tool.schema, f"{rng.random()}:{tool.name}:{i}")
-        call_id = None if req.provider == "gemini" else prefix + f"{rng.getrandbits(96):024x}"
+        call_id = spec.tool_call_prefix + f"{rng.getrandbits(96):024x}" if spec.tool_call_ids else None
         reply.tool_calls.append(ToolCall(tool.name, args, id=call_id))
     if calls:
-        if req.provider == "anthropic" and rng.random() < 0.3:  # Claude often says what it is about to do
+        if spec.talks_before_tools and rng.random() < 0.3:
             reply.text = f"I'll use {calls[0].name} for that."
     else:
         reply.text = _structured(req, c, rng) or wording.answer_text(rng, req.last_user_text())

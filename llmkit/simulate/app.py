@@ -34,26 +34,6 @@ __all__ = ["SPOKEN", "SimulatorApp", "create_app"]
 SPOKEN = frozenset({"chat", "responses", "count_tokens", "messages", "generate", "count_gemini", "caches"})
 
 _NOT_FOUND = {"detail": "Not Found"}  # what vLLM (FastAPI) answers for a route it does not have
-_GEMINI_NO_KEY = ("Method doesn't allow unregistered callers (callers without established identity). Please use "
-                  "API Key or other form of API consumer identity to call this API.")
-_NO_KEY = {
-    "openai": (401, "You didn't provide an API key. You need to provide your API key in an Authorization header "
-                    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."),
-    "anthropic": (401, "x-api-key header is required"),
-    "gemini": (403, _GEMINI_NO_KEY),  # Google answers a request without any key 403 PERMISSION_DENIED
-}
-
-
-def _has_key(provider: str, headers: dict[str, str], query: dict[str, str]) -> bool:
-    bearer = headers.get("authorization", "")
-    bearer = bearer[7:].strip() if bearer.lower().startswith("bearer ") else ""
-    if provider == "openai":
-        return bool(bearer)
-    if provider == "anthropic":
-        return bool(headers.get("x-api-key") or bearer)
-    return bool(headers.get("x-goog-api-key") or query.get("key"))
-
-
 class SimulatorApp:
     """The simulator's state (seed, counters, settings) and its request handler."""
 
@@ -102,8 +82,8 @@ class SimulatorApp:
         if provider is None or provider.api_of(path) not in SPOKEN:
             await self.not_found(scope, _done, send)
             return
-        if self.settings.profile == "full" and not _has_key(provider.name, headers, query):
-            status, message = _NO_KEY[provider.name]
+        if self.settings.profile == "full" and not provider.has_key(headers, query):
+            status, message = provider.no_key
             code = {"openai": None, "anthropic": None, "gemini": "PERMISSION_DENIED"}[provider.name]
             await _send_json(send, status, provider.error_body(status, message, code=code),
                              provider.error_headers(status))

@@ -21,35 +21,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import providers
 from ..providers._scripted import estimate_tokens
 from ..replay.scripted import Reply, ScriptedRequest
-
-MIN_PREFIX = {"openai": 1024, "anthropic": 1024, "gemini": 1024}
-_ANTHROPIC_4096 = ("haiku-4-5", "opus-4-5")  # models whose cache minimum is 4096 tokens
-
-
-def _min_prefix(req: ScriptedRequest) -> int:
-    if req.provider == "anthropic" and any(m in req.model for m in _ANTHROPIC_4096):
-        return 4096
-    return MIN_PREFIX[req.provider]
 
 
 def prefix_text(req: ScriptedRequest) -> str:
     """The stable text ``req``'s provider may cache; empty when nothing qualifies."""
-    body = req.body if isinstance(req.body, dict) else {}
-    if req.provider == "anthropic":
-        blocks = body.get("system") if isinstance(body.get("system"), list) else []
-        marked = [i for i, b in enumerate(blocks) if isinstance(b, dict) and b.get("cache_control")]
-        return "".join(str(b.get("text", "")) for b in blocks[:marked[-1] + 1]) if marked else ""
-    if req.provider == "gemini":
-        return json.dumps(body.get("systemInstruction")) if body.get("systemInstruction") else ""
-    if body.get("instructions"):
-        return str(body["instructions"])
-    first = (body.get("messages") or [{}])[0]
-    if isinstance(first, dict) and first.get("role") in ("system", "developer"):
-        content = first.get("content")
-        return content if isinstance(content, str) else json.dumps(content)
-    return ""
+    return providers.get(req.provider).cacheable_prefix(req.body if isinstance(req.body, dict) else {})
 
 
 class PromptCache:
@@ -65,22 +44,18 @@ class PromptCache:
         if reply.status >= 400 or reply.refusal is not None:
             return reply
         body = req.body if isinstance(req.body, dict) else {}
-        if req.provider == "gemini" and body.get("cachedContent"):
+        if body.get("cachedContent"):  # Gemini's explicit cache (only its requests carry the field)
             return self._use_explicit(body, reply)
         prefix = prefix_text(req)
         tokens = estimate_tokens(prefix) + 4 if prefix else 0
-        if tokens < _min_prefix(req):
+        spec = providers.get(req.provider)
+        if tokens < spec.cache_minimum(req.model):
             return reply
         key = (req.provider, req.api, req.model, prefix)
         seen = key in self._seen
         self._seen.add(key)
         reply.input_tokens = max(reply.input_tokens or 0, tokens + estimate_tokens(req.last_user_text()))
-        if req.provider == "openai":
-            reply.cached_tokens = tokens // 128 * 128 if seen else 0
-        elif req.provider == "anthropic":
-            reply.cached_tokens, reply.cache_write_tokens = (tokens, 0) if seen else (0, tokens)
-        else:
-            reply.cached_tokens = tokens if seen else 0
+        reply.cached_tokens, reply.cache_write_tokens = spec.cache_usage(tokens, seen)
         return reply
 
     def _use_explicit(self, body: dict, reply: Reply) -> Reply:
@@ -101,9 +76,10 @@ class PromptCache:
         body = req.body if isinstance(req.body, dict) else {}
         size = estimate_tokens(json.dumps({k: body[k] for k in ("systemInstruction", "contents", "tools")
                                            if k in body}))
-        if size < MIN_PREFIX["gemini"]:
+        minimum = providers.get(req.provider).cache_minimum(req.model)
+        if size < minimum:
             return Reply(status=400, error=f"Cached content is too small. total_token_count={size}, "
-                                           f"min_total_token_count={MIN_PREFIX['gemini']}")
+                                           f"min_total_token_count={minimum}")
         return Reply(input_tokens=size)
 
     def created(self, resource: Any) -> None:
