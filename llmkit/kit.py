@@ -347,6 +347,23 @@ class Kit:
         self.app.speed = float(value)
 
     @property
+    def scripted(self) -> bool:
+        """Whether the answers come from this lesson's script: a scripted cassette, replayed or being written.
+
+        Introduced in lesson 0 (00_setup_and_replay). A check of an exact wording, a paced timing or a planned
+        failure holds only then; in live and record mode, and on a recorded cassette, the answers are a real
+        model's (or ``llmkit simulate``'s) and a lesson checks their shape instead.
+        """
+        cassette = getattr(self, "cassette", None)
+        return cassette is not None and cassette.provenance.get("kind") == "scripted"
+
+    @property
+    def injects_faults(self) -> bool:
+        """Whether :attr:`faults` works here (replay and record mode): a cell that injects a failure runs only then
+        and says so in one line otherwise (lesson 8, 08_errors_and_fallbacks)."""
+        return self.app is not None
+
+    @property
     def faults(self) -> FaultPlan:
         """Fault injection (:class:`~llmkit.replay.faults.FaultPlan`); replay and record modes only."""
         if self.app is None:

@@ -157,3 +157,25 @@ def test_live_mode_http_client_reports_usage(monkeypatch: pytest.MonkeyPatch, se
                                           headers=kit.headers("openai"), json=chat_body("hi"))
         assert response.status_code == 200
         assert len(kit.usage) == 1
+
+
+def test_scripted_and_injects_faults_say_what_a_cell_may_rely_on(tmp_path, monkeypatch) -> None:
+    """Scripted cassette: exact wordings and faults hold; a recorded one: faults only; live mode: neither."""
+    import json
+
+    from llmkit.kit import Kit
+
+    for kind in ("scripted", "recorded"):
+        (tmp_path / f"{kind}.json").write_text(json.dumps(
+            {"llmkit_cassette": 1, "name": kind, "provenance": {"kind": kind}, "interactions": []}))
+        kit = Kit(kind, mode="replay", speed=0, cassette_dir=tmp_path)
+        try:
+            assert kit.scripted is (kind == "scripted") and kit.injects_faults
+        finally:
+            kit.close()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    kit = Kit("live", mode="live")
+    try:
+        assert not kit.scripted and not kit.injects_faults
+    finally:
+        kit.close()
