@@ -15,6 +15,8 @@ from .doctor import Check
 from .models import KEY_VARS, PROVIDERS, models_from_env
 from .wire._base import WireRequest
 
+__all__ = ["check_upstreams"]
+
 PROMPT = "Say OK."
 
 

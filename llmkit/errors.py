@@ -2,6 +2,7 @@
 
     LlmkitError
     ├── ConfigError              a mode, key, path or option is wrong (also a ValueError)
+    │   └── KeyMissing           live or record mode has no API key for the provider a cell calls
     ├── NetworkBlockedError      replay mode tried to reach a host other than loopback (also a ConnectionError)
     ├── CassetteError            a cassette file is missing, malformed or inconsistent
     │   ├── CassetteMiss         no recorded request matches; names the closest one and shows a diff
@@ -51,6 +52,14 @@ class LlmkitError(Exception):
 # --- setup and replay (lesson 0) -----------------------------------------------------------------------
 class ConfigError(LlmkitError, ValueError):
     """A setting is wrong or missing (mode, key, path, option)."""
+
+
+class KeyMissing(ConfigError):
+    """Live or record mode has no API key for ``provider`` (lesson 0); the message names the variable to set."""
+
+    def __init__(self, message: str, *, provider: str) -> None:
+        super().__init__(message)
+        self.provider = provider
 
 
 class NetworkBlockedError(LlmkitError, ConnectionError):
@@ -270,6 +279,7 @@ __all__ = [
     "DroppedConnection",
     "EmbedderError",
     "ImageError",
+    "KeyMissing",
     "LlmkitError",
     "MemoryDatabaseError",
     "MemorySystemError",

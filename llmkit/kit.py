@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from . import guard
-from .errors import ConfigError
+from .errors import ConfigError, KeyMissing
 from .models import KEY_VARS, PROVIDERS, UPSTREAMS, models_from_env
 from .usage import UsageLedger
 
@@ -121,6 +121,10 @@ class Kit:
             self._keys = {p: self._env_key(p) for p in PROVIDERS}
             self._upstreams = {p: os.environ.get(f"LLMKIT_UPSTREAM_{p.upper()}", UPSTREAMS[p]).rstrip("/")
                                for p in PROVIDERS}
+            from . import feature_guard
+
+            # in a notebook, a cell that needs an API this upstream lacks says so and the lesson goes on
+            feature_guard.install(self._upstreams)
 
     # --- modes ----------------------------------------------------------------------------------------
     @staticmethod
@@ -194,8 +198,9 @@ class Kit:
         key = self._keys.get(provider)
         if not key:
             names = " or ".join(KEY_VARS[provider])
-            raise ConfigError(f"no API key for {provider} in {self.mode} mode: set {names} in .env "
-                              "(never in a notebook cell), or run in replay mode (LLMKIT_MODE=replay).")
+            raise KeyMissing(f"no API key for {provider} in {self.mode} mode: set {names} in .env "
+                             "(never in a notebook cell), or run in replay mode (LLMKIT_MODE=replay).",
+                             provider=provider)
         return key
 
     def headers(self, provider: str) -> dict[str, str]:
@@ -280,6 +285,13 @@ class Kit:
             except ValueError:
                 req_body = None
             self.usage.observe(provider, request.url.path, req_body, status, body, True)
+        from . import feature_guard
+
+        guard = feature_guard.current()
+        if guard is not None and status in feature_guard.MISSING_STATUSES:
+            found = feature_guard.classify_response(status, str(request.url), request, body, self._upstreams)
+            if found:
+                guard.note(found)
 
     @property
     def _live_http(self) -> tuple[Any, Any]:

@@ -12,8 +12,10 @@ What a passing run proves, for each notebook:
   from that cassette, every cell executes in both, the replay has 0 misses (the lesson's requests are
   deterministic for its answers), the recorder refused nothing, and no fake key (raw, base64, percent-encoded
   or JSON-escaped) is in the cassette, its blobs or any executed notebook.
-- with ``--profile chat-completions-only``: cells may fail only with an llmkit error (a clear message for a
-  feature an OpenAI-compatible local server lacks); each such cell is listed.
+- with ``--profile chat-completions-only`` (what an OpenAI-compatible local server answers), live mode only:
+  every cell still executes without error; a cell that needs a missing API, or uses what such a cell would
+  have made, prints one "Skipped: ..." line instead (``llmkit.feature_guard``), and each is listed. Under
+  the full profile a skipped cell is a failure.
 
 The committed notebooks and cassettes are never written: each run executes a copy of ``notebooks/`` in a
 temporary folder (``--keep`` leaves it there and prints where). Exit status 1 on any failure.
@@ -67,12 +69,14 @@ print("REHEARSE-REPORT " + _rehearse_json.dumps({
 """
 
 
+SKIP_MARK = "Skipped: this cell "  # the first words of llmkit.feature_guard's one-line messages
+
+
 @dataclass
 class CellFailure:
     index: int  # the cell's index in the committed notebook
     source: str  # its first source line
-    error: str  # the error's first line
-    expected: bool = False  # an llmkit error under the chat-completions-only profile: a missing feature
+    error: str  # the error's first line, or the skip message
 
 
 @dataclass
@@ -81,12 +85,13 @@ class Run:
     mode: str
     cells_run: int = 0
     failures: list[CellFailure] = field(default_factory=list)
+    skipped: list[CellFailure] = field(default_factory=list)  # a missing feature's one-line message
     problems: list[str] = field(default_factory=list)  # misses, recorder refusals, leaked keys, crashes
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.problems and all(f.expected for f in self.failures)
+        return not self.problems and not self.failures
 
 
 def fake_keys() -> dict[str, str]:
@@ -173,7 +178,6 @@ def execute(copy: Path, env: dict[str, str], timeout: int, run: Run, *, profile:
     except Exception as e:  # a dead kernel or a timeout: the cell in flight is reported below
         run.problems.append(f"execution stopped: {type(e).__name__}: {first_line(str(e))}")
     run.seconds += time.perf_counter() - start
-    llmkit_errors = _llmkit_error_names()
     for i, cell in enumerate(nb.cells[1:-1]):
         if cell.cell_type != "code" or not cell.source.strip():
             continue
@@ -183,10 +187,13 @@ def execute(copy: Path, env: dict[str, str], timeout: int, run: Run, *, profile:
             continue  # an error the lesson shows on purpose
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                expected = profile != "full" and out.get("ename") in llmkit_errors
                 run.failures.append(CellFailure(i, first_line(cell.source),
-                                                f"{out.get('ename')}: {first_line(out.get('evalue', ''))}",
-                                                expected))
+                                                f"{out.get('ename')}: {first_line(out.get('evalue', ''))}"))
+            text = out.get("text", "") if out.get("output_type") == "stream" else ""
+            skip = next((line for line in text.splitlines() if line.startswith(SKIP_MARK)), None)
+            if skip:
+                (run.skipped if profile != "full" else run.failures).append(
+                    CellFailure(i, first_line(cell.source), skip))
     for out in nb.cells[-1].get("outputs", []):
         text = out.get("text", "")
         if "REHEARSE-REPORT " in text:
@@ -196,12 +203,6 @@ def execute(copy: Path, env: dict[str, str], timeout: int, run: Run, *, profile:
     nb.cells = nb.cells[1:-1]
     nbformat.write(nb, copy.with_name(f"{copy.stem}.{run.mode}.ipynb"))
     return nb
-
-
-def _llmkit_error_names() -> set[str]:
-    from llmkit import errors
-
-    return {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, errors.LlmkitError)}
 
 
 def rehearse(notebook: Path, modes: list[str], sim_url: str, keys: dict[str, str], work: Path, *,
@@ -253,21 +254,20 @@ def _more(items: list) -> str:
 def print_table(runs: list[Run]) -> None:
     print(f"\n{'notebook':36} {'mode':7} {'cells':>5} {'secs':>7}  result")
     for r in runs:
-        bad = [f for f in r.failures if not f.expected]
+        bad = r.failures
         result = "ok" if r.ok else "FAIL"
         if bad:
             result += f" · cell {bad[0].index}: {bad[0].error[:90]}" + _more(bad)
         if r.problems:
             result += f" · {r.problems[0][:90]}" + _more(r.problems)
-        expected = [f for f in r.failures if f.expected]
-        if expected:
-            result += f" · {len(expected)} cell(s) need a missing feature"
+        if r.skipped:
+            result += f" · {len(r.skipped)} cell(s) skipped: a missing feature"
         print(f"{r.notebook:36} {r.mode:7} {r.cells_run:5d} {r.seconds:7.1f}  {result}")
-    print("\nEvery failing cell (index in the committed notebook, first source line, first error line):")
+    print("\nEvery failing or skipped cell (index in the committed notebook, first source line, first line):")
     for r in runs:
-        for f in r.failures:
-            tag = "missing feature" if f.expected else "FAIL"
-            print(f"  {r.notebook} [{r.mode}] cell {f.index} ({tag}): {f.source[:70]!r} -> {f.error[:160]}")
+        for tag, cells in (("FAIL", r.failures), ("skipped", r.skipped)):
+            for f in cells:
+                print(f"  {r.notebook} [{r.mode}] cell {f.index} ({tag}): {f.source[:70]!r} -> {f.error[:160]}")
         for p in r.problems:
             print(f"  {r.notebook} [{r.mode}]: {p[:200]}")
 
@@ -285,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - {"live", "record"}:
         parser.error(f"--modes takes live and/or record, not {args.modes!r}")
+    if args.profile != "full" and modes != ["live"]:
+        parser.error(f"--profile {args.profile} rehearses live mode only (--modes live): a cassette recorded from "
+                     "a server without some APIs would hold its 404s, and replay mode has no guard for them")
     notebooks = args.notebooks or default_notebooks()
     keys = fake_keys()
     work = Path(tempfile.mkdtemp(prefix="llmkit-rehearse-"))

@@ -55,6 +55,33 @@ def test_a_cell_that_holds_only_for_the_scripted_answer_is_reported(rehearse: Mo
     assert nbformat.read(path, as_version=4).cells[2].outputs == []  # the committed notebook is untouched
 
 
+def test_the_local_server_profile_lists_the_cells_that_need_a_missing_api(rehearse: ModuleType,
+                                                                          tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell('import llmkit\nkit = llmkit.start("99_synthetic")'),
+        nbformat.v4.new_code_cell('reply = kit.openai.responses.create(model=kit.models["openai"], input="Hi.")'),
+        nbformat.v4.new_code_cell("print(reply.output_text)"),
+        nbformat.v4.new_code_cell('chat = kit.openai.chat.completions.create(model=kit.models["openai"], '
+                                  'messages=[{"role": "user", "content": "Hi."}])\n'
+                                  "assert chat.choices[0].message.content"),
+        nbformat.v4.new_code_cell("assert chat.choices[0].message.content == 'Hello from the cassette!'"),
+    ]
+    path = tmp_path / "lesson" / "99_synthetic.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    with pytest.raises(SystemExit):  # a recording would hold the 404s: the profile is live-only
+        rehearse.main(["--notebooks", str(path), "--profile", "chat-completions-only"])
+    with rehearse.simulator(seed=7, profile="chat-completions-only") as url:
+        [run] = rehearse.rehearse(path, ["live"], url, rehearse.fake_keys(), tmp_path / "work", timeout=60,
+                                  profile="chat-completions-only")
+    assert [(f.index, f.error.split(",")[0]) for f in run.skipped] == [
+        (1, "Skipped: this cell needs the Responses API (openai)"),
+        (2, "Skipped: this cell uses `reply`")]
+    assert [f.index for f in run.failures] == [4]  # the chat call ran; a wrong check still fails
+    assert run.cells_run == 5 and not run.ok
+
+
 @pytest.mark.parametrize("encode", [
     lambda k: k,
     lambda k: json.dumps({"auth": f"Bearer {k}"}),

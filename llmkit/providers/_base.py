@@ -86,6 +86,14 @@ class Provider(ABC):
     def api_of(self, path: str) -> str:
         """Which API of the provider ``path`` calls (``chat``, ``messages``, ``generate`` ...)."""
 
+    #: A reader's name for each API of :meth:`api_of`, for messages (``the Responses API``).
+    api_labels: dict[str, str] = {}
+
+    def describe_api(self, path: str) -> str:
+        """The API ``path`` calls, named for a reader (lesson 0's live-mode messages)."""
+        api = self.api_of(path)
+        return self.api_labels.get(api, f"the {api} API")
+
     def wants_stream(self, path: str, query: dict[str, str], body: Any) -> bool:
         """Does this request ask for a streamed response?"""
         return isinstance(body, dict) and bool(body.get("stream"))

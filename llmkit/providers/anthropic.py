@@ -116,6 +116,7 @@ def messages(messages: list[dict]) -> list[dict]:
 
 class Anthropic(Provider):
     name = "anthropic"
+    api_labels = {"messages": "the Messages API", "count_tokens": "the token-counting API"}
     upstream = "https://api.anthropic.com"
     key_vars = ("ANTHROPIC_API_KEY",)
     wire = wire

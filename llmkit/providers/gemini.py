@@ -142,6 +142,8 @@ def contents(messages: list[dict]) -> list[dict]:
 
 class Gemini(Provider):
     name = "gemini"
+    api_labels = {"generate": "generateContent", "embeddings": "the embeddings API", "count_gemini": "countTokens",
+                  "caches": "the context-cache API"}
     upstream = "https://generativelanguage.googleapis.com"
     key_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     wire = wire

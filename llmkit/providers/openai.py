@@ -148,6 +148,8 @@ def responses_input(messages: list[dict]) -> list[dict]:
 
 class OpenAI(Provider):
     name = "openai"
+    api_labels = {"chat": "Chat Completions", "responses": "the Responses API", "embeddings": "the embeddings API",
+                  "count_tokens": "the Responses token counter"}
     upstream = "https://api.openai.com"
     key_vars = ("OPENAI_API_KEY",)
     wire = wire

@@ -1,0 +1,293 @@
+"""Live mode against a server that lacks a feature: the cell says so in one line and the lesson goes on.
+
+Introduced in lesson 0 (00_setup_and_replay). An OpenAI-compatible local server (Ollama, vLLM, the llama.cpp
+server) answers Chat Completions, but not the Responses API, Anthropic's Messages API or Gemini's
+``generateContent``; it answers those paths with a 404. Without help, the SDK's ``NotFoundError`` would stop
+"Run All" at the first such cell, and every later cell that uses its result would fail with a ``NameError``.
+
+When a kit starts in live mode inside IPython, :func:`install` adds an AST transformer that wraps each cell:
+
+- an uncaught error whose cause is a 404, 405 or 501 from one of the kit's upstreams, on a provider's API path,
+  prints one line (which API, which server, what to do) instead of a traceback, and the cell ends normally;
+  so does :class:`~llmkit.errors.KeyMissing`, a provider called without a key (a learner with only a local
+  server has no Anthropic or Gemini key);
+- the names that the failing statement and the statements after it would have bound are remembered; a later
+  cell runs up to the first statement that reads one of them, then prints one line saying what it lacks.
+
+A cell that rebinds such a name makes it usable again. Replay and record mode are never wrapped: there the
+replay server answers every feature a lesson uses. The production equivalent is a capability check before a
+feature is used (``llmkit doctor`` runs one per upstream); this guard exists so that a learner's "Run All"
+against a small local server shows every cell that can run.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["MISSING_STATUSES", "CellGuard", "MissingFeature", "classify_response", "current", "install"]
+
+MISSING_STATUSES = (404, 405, 501)
+GUARD_NAME = "__llmkit_guard__"
+_OUT = "__llmkit_out__"
+_EXC = "__llmkit_exc__"
+
+
+@dataclass(frozen=True)
+class MissingFeature:
+    """What a live upstream would not answer: ``api`` of ``provider`` at ``server``, with ``status``; ``model``
+    is set when the server's answer names the requested model (it lacks the model, not the API)."""
+
+    provider: str
+    api: str
+    server: str
+    status: int
+    model: str | None = None
+
+    def explain(self) -> str:
+        if self.model:
+            return (f"Skipped: the server at {self.server} does not know the model {self.model!r} "
+                    f"({self.status}). Set LLMKIT_MODEL_{self.provider.upper()} to a model it serves "
+                    f"(`ollama list`, or GET {self.server}/v1/models) and re-run.")
+        return (f"Skipped: this cell needs {self.api} ({self.provider}), which the server at {self.server} "
+                f"does not serve ({self.status}). `llmkit doctor` lists what it serves; LLMKIT_MODE=replay "
+                f"runs every cell.")
+
+
+def _response_of(exc: BaseException) -> Any:
+    """The HTTP response an SDK or HTTP-library error carries, if any (openai, anthropic, httpx, requests,
+    google-genai all name it ``response``)."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    return response if isinstance(status, int) else None
+
+
+def _request_body(request: Any) -> Any:
+    try:
+        return json.loads(getattr(request, "content", None) or getattr(request, "body", None) or b"null")
+    except (TypeError, ValueError):
+        return None
+
+
+def classify_response(status: int, url: str, request: Any, body: bytes,
+                      upstreams: Mapping[str, str]) -> MissingFeature | None:
+    """A :class:`MissingFeature` if ``status`` at ``url`` means one of ``upstreams`` lacks an API or model."""
+    from . import providers
+
+    if status not in MISSING_STATUSES:
+        return None
+    parts = urlsplit(url)
+    for name, base in upstreams.items():
+        provider = providers.get(name)
+        if urlsplit(base).netloc != parts.netloc or not provider.owns_path(parts.path):
+            continue
+        model = provider.model_of(parts.path, _request_body(request)).removeprefix("models/")
+        named = model if model and model.encode() in body else None
+        server = f"{parts.scheme}://{parts.netloc}"
+        return MissingFeature(name, provider.describe_api(parts.path), server, status, named)
+    return None
+
+
+def find_missing(exc: BaseException, upstreams: Mapping[str, str]) -> MissingFeature | None:
+    """The missing feature behind ``exc`` or anything in its cause/context chain, else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = _response_of(current)
+        if response is not None:
+            status = getattr(response, "status_code", None) or response.status
+            request = getattr(response, "request", None)
+            url = str(getattr(request, "url", None) or getattr(response, "url", ""))
+            content = getattr(response, "content", b"")
+            body = content if isinstance(content, bytes) else b""
+            found = classify_response(status, url, request, body, upstreams)
+            if found:
+                return found
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _bound_names(tree: ast.Module) -> set[str]:
+    """Names a cell binds at top level: assignments, loop and ``with`` targets, imports, defs and classes."""
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(child.name)
+                continue  # their bodies bind local names
+            if isinstance(child, ast.Lambda | ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp):
+                continue
+            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                names.add(child.id)
+            elif isinstance(child, ast.alias):
+                names.add((child.asname or child.name).split(".")[0])
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp,
+           ast.GeneratorExp)
+
+
+def _local_names(stmt: ast.stmt) -> set[str]:
+    """Names bound inside the nested scopes of ``stmt`` (parameters, comprehension and local variables):
+    a read of one of them there is not a read of the notebook's variable."""
+    names: set[str] = set()
+    for scope in (n for n in ast.walk(stmt) if isinstance(n, _SCOPES)):
+        for node in ast.walk(scope):
+            if isinstance(node, ast.arg):
+                names.add(node.arg)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node is not scope:
+                names.add(node.id)
+    return names
+
+
+def _reads(stmt: ast.stmt) -> set[str]:
+    loads = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return loads - _local_names(stmt)
+
+
+def _binds(stmt: ast.stmt) -> set[str]:
+    return _bound_names(ast.Module(body=[stmt], type_ignores=[]))
+
+
+class CellGuard(ast.NodeTransformer):
+    """The AST transformer :func:`install` adds; one per kernel. It holds which names are unusable and why."""
+
+    def __init__(self) -> None:
+        self.upstreams: dict[str, str] = {}
+        self.unusable: dict[str, str] = {}  # name -> why (the first line of the skip message that caused it)
+        self.skipped = 0
+        self._armed = False  # only the cell itself is wrapped, not code a magic (%timeit) compiles inside it
+        self._noted: MissingFeature | None = None
+
+    # --- runtime: called by the wrapped cell ------------------------------------------------------------
+    def note(self, found: MissingFeature) -> None:
+        """Record a missing feature seen on the wire (the kit's live HTTP client reports every response)."""
+        self._noted = found
+
+    def begin(self) -> None:
+        self._noted = None
+
+    def ran(self, names: list[str]) -> None:
+        """The statements that ran bound ``names``: they are usable (again)."""
+        for name in names:
+            self.unusable.pop(name, None)
+
+    def absorb(self, exc: BaseException, table: list[tuple[int, list[str]]]) -> bool:
+        """Print the one-line reason and return True if ``exc`` comes from a missing feature or key."""
+        from .errors import KeyMissing
+
+        found = find_missing(exc, self.upstreams) or self._noted
+        if found is not None:
+            why = found.explain()
+        elif isinstance(exc, KeyMissing):
+            why = f"Skipped: this cell calls {exc.provider}, and {exc}"
+        else:
+            return False
+        print(why)
+        line = exc.__traceback__.tb_lineno if exc.__traceback__ is not None else 0  # in the cell's own frame
+        for last_line, names in table:
+            if last_line >= line:  # the failing statement and those after it never bound their names
+                for name in names:
+                    self.unusable[name] = why
+        self.skipped += 1
+        return True
+
+    def skip(self, needs: list[str], names: list[str]) -> None:
+        name = needs[0]
+        print(f"Skipped: this cell uses `{name}`, which an earlier cell could not make. "
+              f"({self.unusable[name].removeprefix('Skipped: ')})")
+        for bound in names:
+            self.unusable[bound] = self.unusable[name]
+        self.skipped += 1
+
+    # --- compile time ---------------------------------------------------------------------------------
+    def arm(self, *_: Any) -> None:
+        self._armed = True
+
+    def visit_Module(self, node: ast.Module) -> ast.Module:
+        if not self._armed or not node.body:
+            return node
+        self._armed = False
+        # statements up to the first that reads an unusable name (before the cell binds it) run as usual
+        body: list[ast.stmt] = []
+        bound: set[str] = set()
+        for index, stmt in enumerate(node.body):
+            needs = sorted((_reads(stmt) - bound) & self.unusable.keys())
+            if needs:
+                rest = sorted(set().union(*(_binds(s) for s in node.body[index:])))
+                body.append(_call("skip", needs, rest))
+                break
+            body.append(stmt)
+            bound |= _binds(stmt)
+        else:
+            needs = []
+        last = body.pop() if not needs and isinstance(body[-1], ast.Expr) else None
+        if last is not None:
+            body.append(ast.Assign(targets=[ast.Name(_OUT, ast.Store())], value=last.value))
+        # (last line, names) per statement: a failure at line L leaves the names bound before L usable
+        table = ast.List([ast.Tuple([ast.Constant(s.end_lineno), ast.List([ast.Constant(n) for n in sorted(_binds(s))],
+                                                                          ast.Load())], ast.Load())
+                          for s in node.body], ast.Load())
+        handler = ast.ExceptHandler(
+            type=ast.Name("Exception", ast.Load()), name=_EXC,
+            body=[ast.If(test=ast.UnaryOp(ast.Not(), _call("absorb", ast.Name(_EXC, ast.Load()), table).value),
+                         body=[ast.Raise()], orelse=[])])
+        wrapped: list[ast.stmt] = [_call("begin")]
+        if last is not None:
+            wrapped.append(ast.Assign(targets=[ast.Name(_OUT, ast.Store())], value=ast.Constant(None)))
+        wrapped.append(ast.Try(body=body, handlers=[handler], orelse=[_call("ran", sorted(bound))], finalbody=[]))
+        if last is not None:
+            wrapped.append(ast.copy_location(ast.Expr(ast.Name(_OUT, ast.Load())), last))
+        return _fixed(ast.Module(body=wrapped, type_ignores=node.type_ignores), node)
+
+
+def _call(method: str, *args: Any) -> ast.Expr:
+    values = [a if isinstance(a, ast.AST) else ast.Constant(a) if not isinstance(a, list)
+              else ast.List([ast.Constant(x) for x in a], ast.Load()) for a in args]
+    func = ast.Attribute(ast.Name(GUARD_NAME, ast.Load()), method, ast.Load())
+    return ast.Expr(ast.Call(func, values, []))
+
+
+def _fixed(new: ast.Module, old: ast.Module) -> ast.Module:
+    first = old.body[0]
+    for node in ast.walk(new):
+        if "lineno" in node._attributes and not hasattr(node, "lineno"):
+            ast.copy_location(node, first)
+    return ast.fix_missing_locations(new)
+
+
+_guard: CellGuard | None = None
+
+
+def install(upstreams: Mapping[str, str]) -> CellGuard | None:
+    """Wrap every later cell of this IPython kernel (once per kernel); None outside IPython."""
+    global _guard
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None:
+        return None
+    if _guard is None or _guard not in shell.ast_transformers:
+        _guard = CellGuard()
+        shell.ast_transformers.append(_guard)
+        shell.events.register("pre_run_cell", _guard.arm)
+    shell.user_ns[GUARD_NAME] = _guard
+    _guard.upstreams = dict(upstreams)
+    return _guard
+
+
+def current() -> CellGuard | None:
+    """The installed guard, if a live kit installed one in this process."""
+    return _guard
