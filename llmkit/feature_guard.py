@@ -12,7 +12,9 @@ When a kit starts in live mode inside IPython, :func:`install` adds an AST trans
   so does :class:`~llmkit.errors.KeyMissing`, a provider called without a key (a learner with only a local
   server has no Anthropic or Gemini key);
 - the names that the failing statement and the statements after it would have bound are remembered; a later
-  cell runs up to the first statement that reads one of them, then prints one line saying what it lacks.
+  cell runs up to the first statement that reads one of them, then prints one line saying what it lacks;
+- after such a skip, an error in a later cell also ends in one line that names the error and the first skip:
+  a cell can depend on an earlier one through state no name shows (``kit.usage``, a file, a dict it filled).
 
 A cell that rebinds such a name makes it usable again. Replay and record mode are never wrapped: there the
 replay server answers every feature a lesson uses. The production equivalent is a capability check before a
@@ -168,6 +170,7 @@ class CellGuard(ast.NodeTransformer):
         self.skipped = 0
         self._armed = False  # only the cell itself is wrapped, not code a magic (%timeit) compiles inside it
         self._noted: MissingFeature | None = None
+        self.first_skip: str | None = None  # the first missing feature or key this kernel met
 
     # --- runtime: called by the wrapped cell ------------------------------------------------------------
     def note(self, found: MissingFeature) -> None:
@@ -191,16 +194,27 @@ class CellGuard(ast.NodeTransformer):
             why = found.explain()
         elif isinstance(exc, KeyMissing):
             why = f"Skipped: this cell calls {exc.provider}, and {exc}"
+        elif self.first_skip is not None:
+            # a dependency names cannot show (kit.usage, a file, a dict an earlier cell filled): say what broke
+            error = (str(exc).splitlines() or [""])[0][:120]
+            print(f"Skipped: this cell stopped at {type(exc).__name__}: {error}; most likely it relies on what an earlier "
+                  f"skipped cell would have made ({self.first_skip.removeprefix('Skipped: ')})")
+            self._forget(exc, table, self.first_skip)
+            return True
         else:
             return False
         print(why)
+        self.first_skip = self.first_skip or why
+        self._forget(exc, table, why)
+        return True
+
+    def _forget(self, exc: BaseException, table: list[tuple[int, list[str]]], why: str) -> None:
         line = exc.__traceback__.tb_lineno if exc.__traceback__ is not None else 0  # in the cell's own frame
         for last_line, names in table:
             if last_line >= line:  # the failing statement and those after it never bound their names
                 for name in names:
                     self.unusable[name] = why
         self.skipped += 1
-        return True
 
     def skip(self, needs: list[str], names: list[str]) -> None:
         name = needs[0]

@@ -106,6 +106,19 @@ def test_an_unrelated_error_still_fails_the_cell_with_its_traceback(shell: Any, 
     assert "x" not in feature_guard.current().unusable
 
 
+def test_after_a_skip_an_error_from_a_hidden_dependency_names_itself_and_the_skip(shell: Any, capsys: Any) -> None:
+    """kit.usage, a file, a dict an earlier cell filled: dependencies names cannot show end in one line too."""
+    run(shell, "calls = {}\ncalls['anthropic'] = kit.anthropic.messages.create(model=kit.models['anthropic'], "
+               "max_tokens=20, messages=[{'role': 'user', 'content': 'Hi'}])", capsys)
+    result, out = run(shell, "first = calls['anthropic']\nafter = 1", capsys)
+    assert result.success and out.count("\n") == 1
+    assert out.startswith("Skipped: this cell stopped at KeyError: 'anthropic'; most likely it relies on")
+    assert "the Messages API (anthropic)" in out
+    assert {"first", "after"} <= set(feature_guard.current().unusable)
+    result, out = run(shell, "2 + 2", capsys)
+    assert result.result == 4 and "Skipped" not in out
+
+
 def test_code_a_magic_compiles_inside_the_cell_is_not_wrapped_again(shell: Any, capsys: Any) -> None:
     result, out = run(shell, "%timeit -n1 -r1 sum(range(3))", capsys)
     assert result.success and "loop" in out
