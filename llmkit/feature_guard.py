@@ -94,6 +94,16 @@ def classify_response(status: int, url: str, request: Any, body: bytes,
     return None
 
 
+def _classify(response: Any, upstreams: Mapping[str, str]) -> MissingFeature | None:
+    status = getattr(response, "status_code", None) or getattr(response, "status", None)
+    if not isinstance(status, int):
+        return None
+    request = getattr(response, "request", None)
+    url = str(getattr(request, "url", None) or getattr(response, "url", ""))
+    content = getattr(response, "content", b"")
+    return classify_response(status, url, request, content if isinstance(content, bytes) else b"", upstreams)
+
+
 def find_missing(exc: BaseException, upstreams: Mapping[str, str]) -> MissingFeature | None:
     """The missing feature behind ``exc`` or anything in its cause/context chain, else None."""
     seen: set[int] = set()
@@ -101,17 +111,15 @@ def find_missing(exc: BaseException, upstreams: Mapping[str, str]) -> MissingFea
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         response = _response_of(current)
-        if response is not None:
-            status = getattr(response, "status_code", None) or response.status
-            request = getattr(response, "request", None)
-            url = str(getattr(request, "url", None) or getattr(response, "url", ""))
-            content = getattr(response, "content", b"")
-            body = content if isinstance(content, bytes) else b""
-            found = classify_response(status, url, request, body, upstreams)
-            if found:
-                return found
+        found = _classify(response, upstreams) if response is not None else None
+        if found:
+            return found
         current = current.__cause__ or current.__context__
     return None
+
+
+def _targets(target: ast.expr) -> set[str]:
+    return {n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
 def _bound_names(tree: ast.Module) -> set[str]:
@@ -152,9 +160,41 @@ def _local_names(stmt: ast.stmt) -> set[str]:
     return names
 
 
-def _reads(stmt: ast.stmt) -> set[str]:
-    loads = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    return loads - _local_names(stmt)
+def _reads(node: ast.AST) -> set[str]:
+    loads = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return loads - _local_names(node)
+
+
+def _free_reads(stmt: ast.stmt, bound: set[str]) -> set[str]:
+    """Names ``stmt`` reads that neither ``bound`` nor ``stmt`` itself bound first: a ``with ... as client``
+    or ``for x in ...`` binds its target before its body reads it. Branches are followed one by one."""
+    if isinstance(stmt, ast.With | ast.AsyncWith):
+        inner, out = set(bound), set()
+        for item in stmt.items:
+            out |= _reads(item.context_expr) - inner
+            if item.optional_vars is not None:
+                inner |= _targets(item.optional_vars)
+        return out | _block_reads(stmt.body, inner)
+    if isinstance(stmt, ast.For | ast.AsyncFor):
+        return (_reads(stmt.iter) - bound) | _block_reads(stmt.body, bound | _targets(stmt.target)) \
+            | _block_reads(stmt.orelse, bound)
+    if isinstance(stmt, ast.If | ast.While):
+        return (_reads(stmt.test) - bound) | _block_reads(stmt.body, bound) | _block_reads(stmt.orelse, bound)
+    if isinstance(stmt, ast.Try | ast.TryStar):
+        out = _block_reads(stmt.body, bound) | _block_reads(stmt.orelse, bound) | _block_reads(stmt.finalbody, bound)
+        for handler in stmt.handlers:
+            caught = bound | ({handler.name} if handler.name else set())
+            out |= (_reads(handler.type) - bound if handler.type else set()) | _block_reads(handler.body, caught)
+        return out
+    return _reads(stmt) - bound
+
+
+def _block_reads(stmts: list[ast.stmt], bound: set[str]) -> set[str]:
+    inner, out = set(bound), set()
+    for stmt in stmts:
+        out |= _free_reads(stmt, inner)
+        inner |= _binds(stmt)
+    return out
 
 
 def _binds(stmt: ast.stmt) -> set[str]:
@@ -166,6 +206,7 @@ class CellGuard(ast.NodeTransformer):
 
     def __init__(self) -> None:
         self.upstreams: dict[str, str] = {}
+        self.namespace: dict[str, Any] = {}  # the kernel's user namespace (install sets it)
         self.unusable: dict[str, str] = {}  # name -> why (the first line of the skip message that caused it)
         self.skipped = 0
         self._armed = False  # only the cell itself is wrapped, not code a magic (%timeit) compiles inside it
@@ -189,7 +230,7 @@ class CellGuard(ast.NodeTransformer):
         """Print the one-line reason and return True if ``exc`` comes from a missing feature or key."""
         from .errors import KeyMissing
 
-        found = find_missing(exc, self.upstreams) or self._noted
+        found = find_missing(exc, self.upstreams) or self._noted or self._received(exc, table)
         if found is not None:
             why = found.explain()
         elif isinstance(exc, KeyMissing):
@@ -197,8 +238,8 @@ class CellGuard(ast.NodeTransformer):
         elif self.first_skip is not None:
             # a dependency names cannot show (kit.usage, a file, a dict an earlier cell filled): say what broke
             error = (str(exc).splitlines() or [""])[0][:120]
-            print(f"Skipped: this cell stopped at {type(exc).__name__}: {error}; most likely it relies on what an earlier "
-                  f"skipped cell would have made ({self.first_skip.removeprefix('Skipped: ')})")
+            print(f"Skipped: this cell stopped at {type(exc).__name__}: {error}; most likely it relies on what an "
+                  f"earlier skipped cell would have made ({self.first_skip.removeprefix('Skipped: ')})")
             self._forget(exc, table, self.first_skip)
             return True
         else:
@@ -207,6 +248,17 @@ class CellGuard(ast.NodeTransformer):
         self.first_skip = self.first_skip or why
         self._forget(exc, table, why)
         return True
+
+    def _received(self, exc: BaseException, table: list[tuple[int, list[str]]]) -> MissingFeature | None:
+        """A missing feature in a response the failing statement stored (``r = client.post(...)`` read without
+        ``raise_for_status()``, then a ``KeyError`` on its JSON): raw HTTP the kit's clients never saw."""
+        line = exc.__traceback__.tb_lineno if exc.__traceback__ is not None else 0
+        names = next((names for last_line, names in table if last_line >= line), [])
+        for name in names:
+            found = _classify(self.namespace.get(name), self.upstreams)
+            if found:
+                return found
+        return None
 
     def _forget(self, exc: BaseException, table: list[tuple[int, list[str]]], why: str) -> None:
         line = exc.__traceback__.tb_lineno if exc.__traceback__ is not None else 0  # in the cell's own frame
@@ -236,7 +288,7 @@ class CellGuard(ast.NodeTransformer):
         body: list[ast.stmt] = []
         bound: set[str] = set()
         for index, stmt in enumerate(node.body):
-            needs = sorted((_reads(stmt) - bound) & self.unusable.keys())
+            needs = sorted(_free_reads(stmt, bound) & self.unusable.keys())
             if needs:
                 rest = sorted(set().union(*(_binds(s) for s in node.body[index:])))
                 body.append(_call("skip", needs, rest))
@@ -299,6 +351,7 @@ def install(upstreams: Mapping[str, str]) -> CellGuard | None:
         shell.events.register("pre_run_cell", _guard.arm)
     shell.user_ns[GUARD_NAME] = _guard
     _guard.upstreams = dict(upstreams)
+    _guard.namespace = shell.user_ns
     return _guard
 
 

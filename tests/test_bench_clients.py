@@ -30,6 +30,15 @@ def test_server_runs_in_its_own_process_and_stops(cassette_file) -> None:
     assert server._proc.poll() is not None and "stopped" in repr(server)
 
 
+def test_the_server_names_the_model_ids_its_cassette_holds(cassette_file, monkeypatch) -> None:
+    """A live run may override kit.models (a local model); benchmark calls must name the recorded ids."""
+    monkeypatch.setenv("LLMKIT_MODEL_OPENAI", "llama3.2")
+    with bench.serve(cassette_file) as server:
+        assert server.models == {"openai": chat_body(QUESTION)["model"]}
+        body = chat_body(QUESTION) | {"model": server.models["openai"]}
+        assert httpx.post(server.url + OPENAI_CHAT, json=body).status_code == 200
+
+
 def test_missing_cassette_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match="no cassette"):
         bench.serve(tmp_path / "nope.json")

@@ -148,3 +148,21 @@ def test_a_replay_kit_installs_no_guard(monkeypatch: pytest.MonkeyPatch) -> None
     ip.run_cell("import llmkit\nkit = llmkit.start('00_setup_and_replay', quiet=True)\nkit.close()")
     assert ip.ast_transformers == before and feature_guard.current() is None
     assert llmkit  # imported for the shell's sake too
+
+
+def test_a_with_or_for_target_is_bound_before_its_body_reads_it(shell: Any, capsys: Any) -> None:
+    run(shell, "import httpx2\nwith httpx2.Client() as client:\n"
+               "    client.post(kit.base_url('anthropic') + '/v1/messages', json={}).raise_for_status()", capsys)
+    assert "client" in feature_guard.current().unusable
+    result, out = run(shell, "with httpx2.Client() as client:\n    status = client.get(kit.base_url('openai') "
+                             "+ '/models').status_code\nfor client in [1]:\n    client + 1", capsys)
+    assert "Skipped" not in out and isinstance(shell.user_ns["status"], int)
+    assert "client" not in feature_guard.current().unusable
+
+
+def test_a_raw_response_read_without_raise_for_status_is_recognised(shell: Any, capsys: Any) -> None:
+    """``r = client.post(...)`` then ``r.json()["content"]``: a KeyError, but the 404 the cell stored says why."""
+    result, out = run(shell, "import httpx2\nwith httpx2.Client() as client:\n"
+                             "    r = client.post(kit.base_url('anthropic') + '/v1/messages', json={})\n"
+                             "    text = r.json()['content'][0]['text']", capsys)
+    assert result.success and out.startswith("Skipped: this cell needs the Messages API (anthropic)")

@@ -48,7 +48,9 @@ _SERVE = textwrap.dedent("""
 class BenchServer:
     """A replay server in its own process, serving one cassette at speed 0 (lesson 1).
 
-    ``url`` is its base URL; ``close()`` (or leaving a ``with`` block) stops the process.
+    ``url`` is its base URL; ``models`` maps each provider to the model id its recorded requests name, the id a
+    benchmark call must use to match (a live run may override ``kit.models``). ``close()`` (or leaving a
+    ``with`` block) stops the process.
     """
 
     def __init__(self, cassette: str | os.PathLike[str], *, timeout: float = 20.0):
@@ -56,6 +58,7 @@ class BenchServer:
         if not path.exists():
             raise ConfigError(f"no cassette at {path}; run the lesson's earlier cells first "
                               "(record mode writes it as it goes).")
+        self.models: dict[str, str] = _recorded_models(path)
         self._proc = subprocess.Popen([sys.executable, "-c", _SERVE, str(path)], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self._proc.stdout is not None
@@ -91,6 +94,22 @@ class BenchServer:
     def __repr__(self) -> str:
         state = "running" if self._proc.poll() is None else "stopped"
         return f"<BenchServer {getattr(self, 'url', '?')} {state}>"
+
+
+def _recorded_models(path: Path) -> dict[str, str]:
+    from .. import providers
+
+    try:
+        interactions = json.loads(path.read_text())["interactions"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path} is not a readable cassette ({e}); `llmkit cassette check {path}` says why.") from e
+    models: dict[str, str] = {}
+    for interaction in interactions:
+        request = interaction["request"]
+        model = providers.get(request["provider"]).model_of(request["path"], request.get("body"))
+        if model:
+            models.setdefault(request["provider"], model)
+    return models
 
 
 def serve(cassette: str | os.PathLike[str], *, timeout: float = 20.0) -> BenchServer:
