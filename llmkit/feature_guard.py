@@ -13,8 +13,11 @@ When a kit starts in live mode inside IPython, :func:`install` adds an AST trans
   server has no Anthropic or Gemini key);
 - the names that the failing statement and the statements after it would have bound are remembered; a later
   cell runs up to the first statement that reads one of them, then prints one line saying what it lacks;
-- after such a skip, an error in a later cell also ends in one line that names the error and the first skip:
-  a cell can depend on an earlier one through state no name shows (``kit.usage``, a file, a dict it filled).
+- a cell can also depend on a skipped one through an object both use: a dict the skipped cell was filling
+  (``runs[policy] = ...``), an object it called (``conv.send(...)``), and every kit's ``kit.usage`` ledger. Such
+  objects, and whatever a later cell computes from them, are *tainted*: an error in a cell that reads one ends
+  in one line naming the error and the object. An error in a cell that reads nothing tainted is a real error
+  and shows its traceback.
 
 A cell that rebinds such a name makes it usable again. Replay and record mode are never wrapped: there the
 replay server answers every feature a lesson uses. The production equivalent is a capability check before a
@@ -28,6 +31,7 @@ import ast
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import BuiltinFunctionType, FunctionType, ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -211,7 +215,7 @@ class CellGuard(ast.NodeTransformer):
         self.skipped = 0
         self._armed = False  # only the cell itself is wrapped, not code a magic (%timeit) compiles inside it
         self._noted: MissingFeature | None = None
-        self.first_skip: str | None = None  # the first missing feature or key this kernel met
+        self.tainted: dict[str, str] = {}  # name (or "kit.usage") -> why: may lack what a skipped cell would add
 
     # --- runtime: called by the wrapped cell ------------------------------------------------------------
     def note(self, found: MissingFeature) -> None:
@@ -221,13 +225,20 @@ class CellGuard(ast.NodeTransformer):
     def begin(self) -> None:
         self._noted = None
 
-    def ran(self, names: list[str]) -> None:
-        """The statements that ran bound ``names``: they are usable (again)."""
+    def ran(self, names: list[str], reads: list[str]) -> None:
+        """The cell ran to its end and bound ``names``: they are usable (again), and tainted only if the cell
+        read something tainted (``cache_df = kit.usage.df()`` after a skipped call)."""
+        why = self._tainted_by(reads)
         for name in names:
             self.unusable.pop(name, None)
+            if why is None:
+                self.tainted.pop(name, None)
+            else:
+                self.tainted[name] = why
 
-    def absorb(self, exc: BaseException, table: list[tuple[int, list[str]]]) -> bool:
-        """Print the one-line reason and return True if ``exc`` comes from a missing feature or key."""
+    def absorb(self, exc: BaseException, table: list[tuple[int, list[str], list[str]]], reads: list[str]) -> bool:
+        """Print the one-line reason and return True if ``exc`` comes from a missing feature or key, or if the
+        cell reads state that an earlier skipped cell was to fill or change; False lets the error through."""
         from .errors import KeyMissing
 
         found = find_missing(exc, self.upstreams) or self._noted or self._received(exc, table)
@@ -235,45 +246,60 @@ class CellGuard(ast.NodeTransformer):
             why = found.explain()
         elif isinstance(exc, KeyMissing):
             why = f"Skipped: this cell calls {exc.provider}, and {exc}"
-        elif self.first_skip is not None:
-            # a dependency names cannot show (kit.usage, a file, a dict an earlier cell filled): say what broke
-            error = (str(exc).splitlines() or [""])[0][:120]
-            print(f"Skipped: this cell stopped at {type(exc).__name__}: {error}; most likely it relies on what an "
-                  f"earlier skipped cell would have made ({self.first_skip.removeprefix('Skipped: ')})")
-            self._forget(exc, table, self.first_skip)
+        elif (source := self._tainted_by(reads)) is not None:
+            name = next(n for n in sorted(reads) if n in self.tainted)
+            error = (str(exc).splitlines() or [""])[0][:100]
+            print(f"Skipped: this cell stopped at {type(exc).__name__}: {error}; it reads `{name}`, which an earlier "
+                  f"skipped cell was to fill or change. ({source.removeprefix('Skipped: ')})")
+            self._forget(exc, table, source)
             return True
         else:
             return False
         print(why)
-        self.first_skip = self.first_skip or why
         self._forget(exc, table, why)
         return True
 
-    def _received(self, exc: BaseException, table: list[tuple[int, list[str]]]) -> MissingFeature | None:
+    def _tainted_by(self, reads: list[str]) -> str | None:
+        return next((self.tainted[n] for n in sorted(reads) if n in self.tainted), None)
+
+    def _received(self, exc: BaseException, table: list[tuple[int, list[str], list[str]]]) -> MissingFeature | None:
         """A missing feature in a response the failing statement stored (``r = client.post(...)`` read without
         ``raise_for_status()``, then a ``KeyError`` on its JSON): raw HTTP the kit's clients never saw."""
         line = exc.__traceback__.tb_lineno if exc.__traceback__ is not None else 0
-        names = next((names for last_line, names in table if last_line >= line), [])
+        names = next((names for last_line, names, _ in table if last_line >= line), [])
         for name in names:
             found = _classify(self.namespace.get(name), self.upstreams)
             if found:
                 return found
         return None
 
-    def _forget(self, exc: BaseException, table: list[tuple[int, list[str]]], why: str) -> None:
+    def _forget(self, exc: BaseException, table: list[tuple[int, list[str], list[str]]], why: str) -> None:
         line = exc.__traceback__.tb_lineno if exc.__traceback__ is not None else 0  # in the cell's own frame
-        for last_line, names in table:
+        for last_line, names, touched in table:
             if last_line >= line:  # the failing statement and those after it never bound their names
-                for name in names:
-                    self.unusable[name] = why
+                self._lost(names, touched, why)
         self.skipped += 1
 
-    def skip(self, needs: list[str], names: list[str]) -> None:
+    def _lost(self, names: list[str], touched: list[str], why: str) -> None:
+        """``names`` were never bound; ``touched`` (a dict it filled, an object it called) may be incomplete, and
+        so may every kit's usage ledger."""
+        from .kit import Kit
+
+        for name in names:
+            self.unusable[name] = why
+        for name in touched:
+            if not isinstance(self.namespace.get(name), Kit | ModuleType | type | FunctionType | BuiltinFunctionType):
+                self.tainted.setdefault(name, why)
+        for name, value in self.namespace.items():
+            if isinstance(value, Kit) and not name.startswith("_"):
+                self.tainted.setdefault(f"{name}.usage", why)
+
+    def skip(self, needs: list[str], names: list[str], touched: list[str]) -> None:
         name = needs[0]
+        why = self.unusable[name]
         print(f"Skipped: this cell uses `{name}`, which an earlier cell could not make. "
-              f"({self.unusable[name].removeprefix('Skipped: ')})")
-        for bound in names:
-            self.unusable[bound] = self.unusable[name]
+              f"({why.removeprefix('Skipped: ')})")
+        self._lost(names, touched, why)
         self.skipped += 1
 
     # --- compile time ---------------------------------------------------------------------------------
@@ -290,8 +316,9 @@ class CellGuard(ast.NodeTransformer):
         for index, stmt in enumerate(node.body):
             needs = sorted(_free_reads(stmt, bound) & self.unusable.keys())
             if needs:
-                rest = sorted(set().union(*(_binds(s) for s in node.body[index:])))
-                body.append(_call("skip", needs, rest))
+                rest = node.body[index:]
+                body.append(_call("skip", needs, sorted(set().union(*map(_binds, rest))),
+                                  sorted(set().union(*map(_touches, rest)))))
                 break
             body.append(stmt)
             bound |= _binds(stmt)
@@ -300,21 +327,50 @@ class CellGuard(ast.NodeTransformer):
         last = body.pop() if not needs and isinstance(body[-1], ast.Expr) else None
         if last is not None:
             body.append(ast.Assign(targets=[ast.Name(_OUT, ast.Store())], value=last.value))
-        # (last line, names) per statement: a failure at line L leaves the names bound before L usable
-        table = ast.List([ast.Tuple([ast.Constant(s.end_lineno), ast.List([ast.Constant(n) for n in sorted(_binds(s))],
-                                                                          ast.Load())], ast.Load())
+        # (last line, names bound, names touched) per statement: a failure at line L leaves those before L intact
+        table = ast.List([ast.Tuple([ast.Constant(s.end_lineno), _names(_binds(s)), _names(_touches(s))], ast.Load())
                           for s in node.body], ast.Load())
+        reads = _names(_reads(node) | _attribute_reads(node))
         handler = ast.ExceptHandler(
             type=ast.Name("Exception", ast.Load()), name=_EXC,
-            body=[ast.If(test=ast.UnaryOp(ast.Not(), _call("absorb", ast.Name(_EXC, ast.Load()), table).value),
+            body=[ast.If(test=ast.UnaryOp(ast.Not(), _call("absorb", ast.Name(_EXC, ast.Load()), table, reads).value),
                          body=[ast.Raise()], orelse=[])])
         wrapped: list[ast.stmt] = [_call("begin")]
         if last is not None:
             wrapped.append(ast.Assign(targets=[ast.Name(_OUT, ast.Store())], value=ast.Constant(None)))
-        wrapped.append(ast.Try(body=body, handlers=[handler], orelse=[_call("ran", sorted(bound))], finalbody=[]))
+        ran = _call("ran", sorted(bound), reads)
+        wrapped.append(ast.Try(body=body, handlers=[handler], orelse=[ran], finalbody=[]))
         if last is not None:
             wrapped.append(ast.copy_location(ast.Expr(ast.Name(_OUT, ast.Load())), last))
         return _fixed(ast.Module(body=wrapped, type_ignores=node.type_ignores), node)
+
+
+def _names(names: set[str]) -> ast.List:
+    return ast.List([ast.Constant(n) for n in sorted(names)], ast.Load())
+
+
+def _attribute_reads(node: ast.AST) -> set[str]:
+    """``kit.usage`` and the like: ``name.attribute`` reads, for state a name alone does not show."""
+    return {f"{n.value.id}.{n.attr}" for n in ast.walk(node)
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _base(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute | ast.Subscript | ast.Call):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _touches(stmt: ast.stmt) -> set[str]:
+    """Names whose objects ``stmt`` may change without rebinding them: ``runs[k] = ...``, ``x.attr = ...``,
+    ``conv.send(...)``, ``answers.append(...)``."""
+    names = set()
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Subscript | ast.Attribute) and isinstance(node.ctx, ast.Store | ast.Del):
+            names.add(_base(node.value))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            names.add(_base(node.func.value))
+    return {n for n in names if n} - _local_names(stmt)
 
 
 def _call(method: str, *args: Any) -> ast.Expr:

@@ -112,11 +112,19 @@ def test_after_a_skip_an_error_from_a_hidden_dependency_names_itself_and_the_ski
                "max_tokens=20, messages=[{'role': 'user', 'content': 'Hi'}])", capsys)
     result, out = run(shell, "first = calls['anthropic']\nafter = 1", capsys)
     assert result.success and out.count("\n") == 1
-    assert out.startswith("Skipped: this cell stopped at KeyError: 'anthropic'; most likely it relies on")
+    assert out.startswith("Skipped: this cell stopped at KeyError: 'anthropic'; it reads `calls`, which an earlier")
     assert "the Messages API (anthropic)" in out
     assert {"first", "after"} <= set(feature_guard.current().unusable)
     result, out = run(shell, "2 + 2", capsys)
     assert result.result == 4 and "Skipped" not in out
+    # the usage ledger lacks the skipped call, and so does what a later cell computes from it
+    result, out = run(shell, "ledger = kit.usage.df()\nrows = len(ledger)", capsys)
+    assert result.success and "Skipped" not in out and "ledger" in feature_guard.current().tainted
+    result, out = run(shell, "assert rows > 100, rows", capsys)
+    assert result.success and out.startswith("Skipped: this cell stopped at AssertionError") and "`rows`" in out
+    # a cell that reads nothing tainted fails as usual: a wrong check is a real error
+    result = shell.run_cell("z = 1\nassert z == 2")
+    assert isinstance(result.error_in_exec, AssertionError)
 
 
 def test_code_a_magic_compiles_inside_the_cell_is_not_wrapped_again(shell: Any, capsys: Any) -> None:
