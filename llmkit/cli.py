@@ -14,6 +14,7 @@ Each subcommand registers itself with an ``_add_<name>(subparsers)`` function an
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -75,6 +76,10 @@ def _bench(args: argparse.Namespace) -> int:
     unknown = [s for s in args.suites if s not in bench.SUITES]
     if unknown:
         raise ConfigError(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(bench.SUITES)}")
+    if args.full and args.quick:
+        raise ConfigError("--full and --quick contradict each other; pick one.")
+    if args.full:  # an explicit LLMKIT_BENCH_SCALE_SIZES still wins
+        os.environ.setdefault("LLMKIT_BENCH_SCALE_SIZES", "10000,100000,1000000")
     report = bench.run(args.suites or bench.SUITES, quick=args.quick, progress=sys.stderr.isatty())
     print("\n".join(bench.summary(report)))
     path = report.save(args.out)
@@ -95,6 +100,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("suites", nargs="*", metavar="SUITE",
                    help=f"suites to run (default: all): {', '.join(SUITES)}")
     p.add_argument("--quick", action="store_true", help="small sizes and few rounds (under two minutes)")
+    p.add_argument("--full", action="store_true",
+                   help="memory at scale up to 1,000,000 memories on both backends (an hour or more, ~6 GB RAM)")
     p.add_argument("--out", default="results.json", help="where to write the JSON report (default: results.json)")
     p.set_defaults(func=_bench)
 

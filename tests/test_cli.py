@@ -292,3 +292,9 @@ def test_check_reports_structural_problems(tmp_path, capsys):
     path.write_text("{not json")
     assert cli.main(["cassette", "check", str(path)]) == 1
     assert "not valid JSON" in capsys.readouterr().out
+
+
+def test_bench_full_and_quick_together_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["bench", "memory", "--full", "--quick", "--out", str(tmp_path / "r.json")]) == 1
+    assert "--full and --quick contradict each other" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()

@@ -207,8 +207,8 @@ def _pg_url(ctx: Context) -> Any:
 
 
 def scale(ctx: Context, tmp: Path) -> None:
-    """Both backends at 10k and 100k memories (``--full``): search p50/p99, recall@10 of the dense
-    path against an exact scan, ingestion rate, bytes per memory and index build time."""
+    """Both backends at 10k and 100k memories, and 1M with ``llmkit bench memory --full``: search p50/p99,
+    recall@10 of the dense path against an exact scan, ingestion rate, bytes per memory and index build time."""
     import shutil
 
     import numpy as np
@@ -216,7 +216,7 @@ def scale(ctx: Context, tmp: Path) -> None:
     from ..memory import Memory, Weights
     from ..memory._ann import AnnIndex
 
-    # 1M: LLMKIT_BENCH_SCALE_SIZES=10000,100000,1000000 (an hour or more on 2 cores, ~6 GB RAM)
+    # --full sets LLMKIT_BENCH_SCALE_SIZES=10000,100000,1000000 (an hour or more on 2 cores, ~6 GB RAM)
     sizes = ctx.pick(quick=[], full=[int(x) for x in os.environ.get(
         "LLMKIT_BENCH_SCALE_SIZES", "10000,100000").split(",")])
     if not sizes:
