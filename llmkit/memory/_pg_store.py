@@ -32,11 +32,14 @@ SCHEMA = "llmkit_memory"
 # clustered ones (loaded 2-core machine): m=8/ef_construction=32 reached only 0.907 / 0.965 /
 # 0.975 at ef_search 40 / 100 / 200; m=16/64 1.000 at each (build 18 s); m=24/96 no better for
 # a 2.3x longer build. ef_search bounds
-# how many rows one scan can return, so it is set to at least twice the candidate depth: 100 on
+# how many rows one scan can return, so it is set to at least twice the candidate depth: 200 on
 # every pooled connection (search(k <= 10) asks for 50 candidates), raised per query beyond that.
+# At 1M clustered vectors (benchmarks/bench_pg_ef_search.py, one build, idle machine) ef_search
+# 100 / 200 / 400 gave recall@10 0.825 / 0.882 / 0.921 at p50 10.7 / 9.8 / 11.0 ms and p99
+# 35.3 / 19.8 / 25.6 ms: 200 is better than 100 on all three; past it recall costs tail latency.
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
-EF_SEARCH = 100
+EF_SEARCH = 200
 
 
 def _v1(dim: int) -> list[str]:
