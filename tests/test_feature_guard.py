@@ -7,6 +7,7 @@ Completions like an OpenAI-compatible local server and 404s the Responses, Messa
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,7 @@ def shell(local_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
                         "LLMKIT_UPSTREAM_ANTHROPIC": local_url, "LLMKIT_UPSTREAM_GEMINI": local_url,
                         "LLMKIT_MODEL_OPENAI": "llama3.2"}.items():
         monkeypatch.setenv(name, value)
+    main_module = sys.modules["__main__"]  # IPython swaps in its own, which multiprocessing cannot spawn from
     ip = InteractiveShell.instance()
     before = list(ip.ast_transformers)
     ran = ip.run_cell("import llmkit\nkit = llmkit.start('00_setup_and_replay', quiet=True)")
@@ -44,6 +46,8 @@ def shell(local_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     ip.events.unregister("pre_run_cell", feature_guard.current().arm)
     feature_guard._guard = None
     ip.reset()
+    InteractiveShell.clear_instance()
+    sys.modules["__main__"] = main_module
 
 
 def run(ip: Any, source: str, capsys: pytest.CaptureFixture[str]) -> tuple[Any, str]:
@@ -151,11 +155,17 @@ def test_a_replay_kit_installs_no_guard(monkeypatch: pytest.MonkeyPatch) -> None
     import llmkit
 
     monkeypatch.setenv("LLMKIT_MODE", "replay")
+    main_module = sys.modules["__main__"]  # IPython swaps in its own, which multiprocessing cannot spawn from
     ip = InteractiveShell.instance()
     before = list(ip.ast_transformers)
-    ip.run_cell("import llmkit\nkit = llmkit.start('00_setup_and_replay', quiet=True)\nkit.close()")
-    assert ip.ast_transformers == before and feature_guard.current() is None
-    assert llmkit  # imported for the shell's sake too
+    try:
+        ip.run_cell("import llmkit\nkit = llmkit.start('00_setup_and_replay', quiet=True)\nkit.close()")
+        assert ip.ast_transformers == before and feature_guard.current() is None
+        assert llmkit  # imported for the shell's sake too
+    finally:
+        ip.reset()
+        InteractiveShell.clear_instance()
+        sys.modules["__main__"] = main_module
 
 
 def test_a_with_or_for_target_is_bound_before_its_body_reads_it(shell: Any, capsys: Any) -> None:
