@@ -265,7 +265,7 @@ class CellGuard(ast.NodeTransformer):
     def _received(self, exc: BaseException, table: list[tuple[int, list[str], list[str]]]) -> MissingFeature | None:
         """A missing feature in a response the failing statement stored (``r = client.post(...)`` read without
         ``raise_for_status()``, then a ``KeyError`` on its JSON): raw HTTP the kit's clients never saw."""
-        line = exc.__traceback__.tb_lineno if exc.__traceback__ is not None else 0
+        line = _cell_line(exc)
         names = next((names for last_line, names, _ in table if last_line >= line), [])
         for name in names:
             found = _classify(self.namespace.get(name), self.upstreams)
@@ -274,7 +274,7 @@ class CellGuard(ast.NodeTransformer):
         return None
 
     def _forget(self, exc: BaseException, table: list[tuple[int, list[str], list[str]]], why: str) -> None:
-        line = exc.__traceback__.tb_lineno if exc.__traceback__ is not None else 0  # in the cell's own frame
+        line = _cell_line(exc)
         for last_line, names, touched in table:
             if last_line >= line:  # the failing statement and those after it never bound their names
                 self._lost(names, touched, why)
@@ -343,6 +343,11 @@ class CellGuard(ast.NodeTransformer):
         if last is not None:
             wrapped.append(ast.copy_location(ast.Expr(ast.Name(_OUT, ast.Load())), last))
         return _fixed(ast.Module(body=wrapped, type_ignores=node.type_ignores), node)
+
+
+def _cell_line(exc: BaseException) -> int:
+    """The line of the cell's own frame (the first of the traceback) that raised ``exc``."""
+    return exc.__traceback__.tb_lineno if exc.__traceback__ is not None else 0
 
 
 def _names(names: set[str]) -> ast.List:
