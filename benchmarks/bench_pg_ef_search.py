@@ -20,7 +20,7 @@ import numpy as np
 
 import llmkit.memory._pg_store as pg_store
 from llmkit.bench._harness import percentile
-from llmkit.bench._memory import ClusteredEmbedder, messages
+from llmkit.bench._memory import ClusteredEmbedder, bulk_load_postgres, messages
 from llmkit.memory import Memory, Weights
 from llmkit.memory._local_postgres import local_postgres
 
@@ -42,18 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with local_postgres() as url:
         with Memory(url, embedder=emb, auto_summarise=False) as mem:
-            mem.store.conn.execute("DROP INDEX memories_hnsw")  # rows first, the graph after
-            t0 = time.perf_counter()
-            for i in range(0, args.size, 5000):
-                mem.add_many({"session_id": f"s{j % 50}", "role": "user", "content": t}
-                             for j, t in enumerate(texts[i:i + 5000], start=i))
-            load = time.perf_counter() - t0
-            with mem.store.pool.connection() as conn:
-                conn.execute("SET maintenance_work_mem = '3GB'")
-                t0 = time.perf_counter()
-                conn.execute("CREATE INDEX memories_hnsw ON memories USING hnsw (embedding vector_cosine_ops) "
-                             f"WITH (m = {pg_store.HNSW_M}, ef_construction = {pg_store.HNSW_EF_CONSTRUCTION})")
-                build = time.perf_counter() - t0
+            load, build = bulk_load_postgres(mem, texts)
         print(f"{args.size:,} memories: load {args.size / load:,.0f}/s, HNSW build {build:.0f} s "
               f"(m={pg_store.HNSW_M}, ef_construction={pg_store.HNSW_EF_CONSTRUCTION})")
         print(f"{'ef_search':>9} {'p50 ms':>7} {'p99 ms':>7} {'recall@10':>9}")

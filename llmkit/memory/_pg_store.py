@@ -40,6 +40,8 @@ SCHEMA = "llmkit_memory"
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
 EF_SEARCH = 200
+HNSW_INDEX = (f"CREATE INDEX memories_hnsw ON memories USING hnsw (embedding vector_cosine_ops) "
+              f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
 
 
 def _v1(dim: int) -> list[str]:
@@ -73,8 +75,7 @@ def _v1(dim: int) -> list[str]:
         )""",
         "CREATE INDEX memories_by_session ON memories(session, kind, id)",
         "CREATE INDEX memories_fts ON memories USING gin(fts)",
-        f"""CREATE INDEX memories_hnsw ON memories USING hnsw (embedding vector_cosine_ops)
-            WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})""",
+        HNSW_INDEX,
         """CREATE TABLE episodes(
             memory_id BIGINT PRIMARY KEY REFERENCES memories(id) ON DELETE CASCADE,
             event_type TEXT NOT NULL, full_context TEXT NOT NULL, outcome TEXT NOT NULL)""",
