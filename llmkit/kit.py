@@ -280,9 +280,11 @@ class Kit:
         if provider:
             import json
 
+            import httpx2
+
             try:
                 req_body = json.loads(request.content or b"null")
-            except ValueError:
+            except (ValueError, httpx2.RequestNotRead):  # not JSON, or a streamed upload (lesson 11's files)
                 req_body = None
             self.usage.observe(provider, request.url.path, req_body, status, body, True)
         from . import feature_guard

@@ -124,6 +124,29 @@ class Provider(ABC):
             return content
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
+    # --- batch APIs (lesson 11, 11_cost_and_latency) -------------------------------------------------
+    def batch_desk(self, answer: Any, *, clock: Any = None, seed: str = "") -> Any:
+        """A fresh :class:`~llmkit.providers._batch.BatchDesk` answering this provider's batch API, whose
+        inner requests ``answer(api_path, body)`` answers; None when the provider has no batch API."""
+        return None
+
+    def batch_created(self, method: str, path: str, body: Any) -> str | None:
+        """The id of the batch a response ``body`` to ``method path`` has just created, else None."""
+        return None
+
+    def batch_polled(self, method: str, path: str) -> str | None:
+        """The id of the batch ``method path`` asks the state of (a poll), else None."""
+        return None
+
+    def batch_seconds(self, body: Any) -> float | None:
+        """For a poll's answer that shows the batch ended: seconds from its creation to its end."""
+        return None
+
+    def localize(self, body: bytes, here: str) -> bytes:
+        """A response body with the provider's own absolute URLs pointed at ``here`` (the local server),
+        so an SDK that follows one (Anthropic's ``results_url``) stays on loopback."""
+        return body
+
     # --- errors ----------------------------------------------------------------------------------
     @abstractmethod
     def error_body(self, status: int, message: str | None = None, *, code: str | None = None) -> dict:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmkit.errors import ConfigError
 from llmkit.events import Event, collect
+from llmkit.providers import _anthropic_batch as _batch
 from llmkit.providers import _anthropic_wire as wire
 from llmkit.providers._base import (
     DEFAULT_MESSAGES,
@@ -116,7 +117,8 @@ def messages(messages: list[dict]) -> list[dict]:
 
 class Anthropic(Provider):
     name = "anthropic"
-    api_labels = {"messages": "the Messages API", "count_tokens": "the token-counting API"}
+    api_labels = {"messages": "the Messages API", "count_tokens": "the token-counting API",
+                  "batches": "Message Batches"}
     upstream = "https://api.anthropic.com"
     key_vars = ("ANTHROPIC_API_KEY",)
     wire = wire
@@ -144,10 +146,28 @@ class Anthropic(Provider):
 
     # --- HTTP surface ------------------------------------------------------------------------------
     def owns_path(self, path: str) -> bool:
-        return path in PATHS
+        return path in PATHS or _batch.owns(path)
 
     def api_of(self, path: str) -> str:
+        if _batch.owns(path):
+            return "batches"
         return "count_tokens" if path.endswith("count_tokens") else "messages"
+
+    # --- Message Batches (lesson 11) ---------------------------------------------------------------
+    def batch_desk(self, answer: Any, *, clock: Any = None, seed: str = "") -> Any:
+        return _batch.AnthropicBatchDesk(answer, upstream=self.upstream, clock=clock, seed=seed)
+
+    def batch_created(self, method: str, path: str, body: Any) -> str | None:
+        return _batch.batch_created(method, path, body)
+
+    def batch_polled(self, method: str, path: str) -> str | None:
+        return _batch.batch_polled(method, path)
+
+    def batch_seconds(self, body: Any) -> float | None:
+        return _batch.batch_seconds(body)
+
+    def localize(self, body: bytes, here: str) -> bytes:
+        return _batch.localize(body, here)
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"x-api-key": key, "anthropic-version": wire.API_VERSION, "content-type": "application/json"}

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from llmkit.events import Event, collect
+from llmkit.providers import _gemini_batch as _batch
 from llmkit.providers import _gemini_wire as wire
 from llmkit.providers._base import (
     DEFAULT_MESSAGES,
@@ -142,7 +143,8 @@ def contents(messages: list[dict]) -> list[dict]:
 
 class Gemini(Provider):
     name = "gemini"
-    api_labels = {"generate": "generateContent", "embeddings": "the embeddings API", "count_gemini": "countTokens",
+    api_labels = {"generate": "generateContent", "batches": "batch mode", "embeddings": "the embeddings API",
+                  "count_gemini": "countTokens",
                   "caches": "the context-cache API"}
     upstream = "https://generativelanguage.googleapis.com"
     key_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -164,16 +166,31 @@ class Gemini(Provider):
 
     # --- HTTP surface ------------------------------------------------------------------------------
     def owns_path(self, path: str) -> bool:
-        return PATH.match(path) is not None or CACHE_PATH.match(path) is not None
+        return PATH.match(path) is not None or CACHE_PATH.match(path) is not None or _batch.owns(path)
 
     def api_of(self, path: str) -> str:
         if CACHE_PATH.match(path):
             return "caches"
+        if _batch.owns(path):
+            return "batches"
         return {"countTokens": "count_gemini", "embedContent": "embeddings",
                 "batchEmbedContents": "embeddings"}.get(method_of(path) or "", "generate")
 
     def wants_stream(self, path: str, query: dict[str, str], body: Any) -> bool:
         return method_of(path) == "streamGenerateContent"
+
+    # --- batch mode (lesson 11) --------------------------------------------------------------------
+    def batch_desk(self, answer: Any, *, clock: Any = None, seed: str = "") -> Any:
+        return _batch.GeminiBatchDesk(answer, clock=clock, seed=seed)
+
+    def batch_created(self, method: str, path: str, body: Any) -> str | None:
+        return _batch.batch_created(method, path, body)
+
+    def batch_polled(self, method: str, path: str) -> str | None:
+        return _batch.batch_polled(method, path)
+
+    def batch_seconds(self, body: Any) -> float | None:
+        return _batch.batch_seconds(body)
 
     def stream_kind(self, path: str, query: dict[str, str]) -> str:
         # Without alt=sse (the legacy google-generativeai client) the stream is one JSON array.
@@ -182,7 +199,7 @@ class Gemini(Provider):
     def model_of(self, path: str, body: Any) -> str:
         if CACHE_PATH.match(path):  # a cache names its model in the body ("models/gemini-2.5-flash")
             return str((body or {}).get("model", "") if isinstance(body, dict) else "").removeprefix("models/")
-        return path.split("/models/")[1].split(":")[0]
+        return path.split("/models/")[1].split(":")[0] if "/models/" in path else ""
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"x-goog-api-key": key, "content-type": "application/json"}

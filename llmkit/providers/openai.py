@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmkit.events import Event, collect
 from llmkit.providers import _base
+from llmkit.providers import _openai_batch as _batch
 from llmkit.providers import _openai_wire as wire
 from llmkit.providers._base import DEFAULT_MESSAGES, Provider, arun_parser, run_parser, sdk_dict, tool_fields
 
@@ -149,7 +150,8 @@ def responses_input(messages: list[dict]) -> list[dict]:
 class OpenAI(Provider):
     name = "openai"
     api_labels = {"chat": "Chat Completions", "responses": "the Responses API", "embeddings": "the embeddings API",
-                  "count_tokens": "the Responses token counter"}
+                  "count_tokens": "the Responses token counter", "batches": "the Batch API",
+                  "files": "the Files API"}
     upstream = "https://api.openai.com"
     key_vars = ("OPENAI_API_KEY",)
     wire = wire
@@ -175,11 +177,26 @@ class OpenAI(Provider):
 
     # --- HTTP surface ------------------------------------------------------------------------------
     def owns_path(self, path: str) -> bool:
-        return path in PATHS or path.startswith("/v1/responses/")
+        return path in PATHS or path.startswith("/v1/responses/") or _batch.owns(path)
 
     def api_of(self, path: str) -> str:
+        if _batch.owns(path):
+            return "files" if path.startswith("/v1/files") else "batches"
         return {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings",
                 COUNT_PATH: "count_tokens"}.get(path, "responses")
+
+    # --- the Batch API (lesson 11) -----------------------------------------------------------------
+    def batch_desk(self, answer: Any, *, clock: Any = None, seed: str = "") -> Any:
+        return _batch.OpenAIBatchDesk(answer, clock=clock, seed=seed)
+
+    def batch_created(self, method: str, path: str, body: Any) -> str | None:
+        return _batch.batch_created(method, path, body)
+
+    def batch_polled(self, method: str, path: str) -> str | None:
+        return _batch.batch_polled(method, path)
+
+    def batch_seconds(self, body: Any) -> float | None:
+        return _batch.batch_seconds(body)
 
     def base_url(self, root: str) -> str:
         return f"{root}/v1"

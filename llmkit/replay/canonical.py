@@ -111,13 +111,16 @@ def nested_deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def parse_body(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """JSON-decode a request body; a non-JSON body is kept as text; an empty one is None.
+def parse_body(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH, content_type: str | None = None) -> Any:
+    """JSON-decode a request body; a non-JSON body is kept as text; an empty one is None. A
+    ``multipart/form-data`` upload (OpenAI's Files API, lesson 11) becomes :func:`parse_multipart`'s form.
 
     Raises ``ValueError`` (with a message saying so) when the JSON nests deeper than ``max_depth``.
     """
     if not raw:
         return None
+    if content_type and content_type.lower().startswith("multipart/form-data"):
+        return parse_multipart(raw, content_type)
     try:
         value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -128,6 +131,41 @@ def parse_body(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if len(raw) > max_depth and nested_deeper_than(value, max_depth):
         raise ValueError(f"the JSON body is nested deeper than {max_depth} levels")
     return value
+
+
+def parse_multipart(raw: bytes, content_type: str) -> dict[str, Any]:
+    """A multipart form as ``{"multipart": {field: value}}`` (lesson 11), free of the random boundary.
+
+    A text field is its string. A file is ``{"filename", "content_type"}`` plus its content: ``jsonl``
+    (a list of the decoded lines) when every line is JSON, as in a batch input file; else ``text``; else
+    ``base64`` (which the blob store keeps once, by hash)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(b"content-type: " + content_type.encode("latin-1")
+                                                  + b"\r\n\r\n" + raw)
+    if not message.is_multipart():
+        raise ValueError("the multipart/form-data body has no parts (is the boundary in Content-Type right?)")
+    form: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is None:
+            form[str(name)] = data.decode("utf-8", "replace")
+            continue
+        item: dict[str, Any] = {"filename": filename, "content_type": part.get_content_type(), "bytes": len(data)}
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            item["base64"] = base64.b64encode(data).decode()
+        else:
+            try:
+                item["jsonl"] = [json.loads(line) for line in text.splitlines() if line.strip()]
+            except (json.JSONDecodeError, RecursionError):
+                item["text"] = text
+        form[str(name)] = item
+    return {"multipart": form}
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

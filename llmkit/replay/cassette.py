@@ -28,6 +28,7 @@ import os
 import tempfile
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,16 +246,23 @@ class Player:
         answers endpoints it has no provider rule for, e.g. a legacy one in an imported VCR cassette."""
         return self._providers.get((method.upper(), path))
 
-    def match(self, request: RecordedRequest, key: tuple | None = None) -> tuple[int, Interaction]:
-        """The recorded interaction for ``request`` (its ``key()`` may be passed precomputed)."""
+    def match(self, request: RecordedRequest, key: tuple | None = None,
+              ready: Callable[[Interaction], bool] | None = None) -> tuple[int, Interaction]:
+        """The recorded interaction for ``request`` (its ``key()`` may be passed precomputed).
+
+        ``ready(interaction)`` False holds the next recording back: the one before it is served again
+        and the next stays next (lesson 11: a batch's poll cannot see it ended before its time)."""
         key = key or request.key()
         with self._lock:
             indices = self._by_key.get(key)
             if not indices:
                 raise self.miss(request)
-            n = self._served[key]
-            self._served[key] = n + 1
-            index = indices[min(n, len(indices) - 1)]
+            n = min(self._served[key], len(indices) - 1)
+            if n > 0 and ready is not None and not ready(self.cassette.interactions[indices[n]]):
+                n -= 1
+            else:
+                self._served[key] = n + 1
+            index = indices[n]
             self.played.add(index)
         return index, self.cassette.interactions[index]
 

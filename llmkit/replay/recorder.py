@@ -146,6 +146,7 @@ class Recorder:
                                 "headers": [(b"content-type", b"application/json")]})
                     await send({"type": "http.response.body", "body": body})
                     return None
+                body = providers.localize(request.provider, body, f"http://{headers.get('host', '')}")
                 if observe is not None:
                     observe(upstream.status_code, body, False)
                 await send({"type": "http.response.start", "status": upstream.status_code,

@@ -307,32 +307,29 @@ class ScriptRecorder:
         self.path = Path(path)
         self.script = script
         self.errors: list[Exception] = []
+        self._desks: dict[str, Any] = {}
         self.cassette.provenance = {"kind": "scripted", **{k: v for k, v in cassette.provenance.items()
                                                            if k != "kind"}}
 
     async def forward(self, request: RecordedRequest, headers: dict[str, str], raw: bytes, send: Any,
                       fault: Any = None, observe: Any = None) -> RecordedResponse | None:
-        from .server import serve_response
+        from .server import _replay_headers, _send_json, serve_response
 
         query = dict(parse_qsl(request.query))
         provider = providers.get(request.provider)
-        stream = provider.wants_stream(request.path, query, request.body)
-        sreq = ScriptedRequest(request.provider, api_of(request.provider, request.path), request.path,
-                               request.body, stream, len(self.cassette.interactions), request.method)
-        answer = self.script(sreq)
-        if answer is None:  # the script leaves this request unrecorded: replay will report a miss
-            from .server import _send_json
-
-            message = "llmkit scripted recording: the script has no answer for this request (not recorded)."
-            await _send_json(send, 400, provider.error_body(400, message))
-            return None
+        desk = self._desk(request.provider)
         try:
-            response = render(sreq, answer, query)
+            if desk is not None and desk.handles(request.method, request.path):
+                response = desk.handle(request.method, request.path, query, request.body).response()
+            else:
+                response = self._answer(request, provider, query, len(self.cassette.interactions))
         except ScriptedReplyRejected as exc:  # a 400 the SDK raises at once (no retries), saying what to fix
-            from .server import _send_json
-
             self.errors.append(exc)
             await _send_json(send, 400, provider.error_body(400, f"llmkit scripted recording: {exc}"))
+            return None
+        if response is None:  # the script leaves this request unrecorded: replay will report a miss
+            message = "llmkit scripted recording: the script has no answer for this request (not recorded)."
+            await _send_json(send, 400, provider.error_body(400, message))
             return None
         stored = RecordedRequest(request.provider, request.method, request.path,
                                  "&".join(f"{k}={v}" for k, v in query.items() if k != "key"), request.body)
@@ -342,9 +339,37 @@ class ScriptRecorder:
             if observe is not None:
                 observe(response.status, body, response.is_stream)
 
-        await serve_response(send, request, len(self.cassette.interactions) - 1, response, fault, 0.0, None,
-                             before_end=before_end)
+        index = len(self.cassette.interactions) - 1
+        prepared = None
+        if not response.is_stream:  # the cassette keeps the provider's own URLs; the client gets local ones
+            prepared = (_replay_headers(response, index),
+                        provider.localize(response.body_bytes(), f"http://{headers.get('host', '')}"))
+        await serve_response(send, request, index, response, fault, 0.0, None, before_end=before_end,
+                             prepared=prepared)
         return response
+
+    def _answer(self, request: RecordedRequest, provider: Any, query: dict[str, str],
+                n: int) -> RecordedResponse | None:
+        stream = provider.wants_stream(request.path, query, request.body)
+        sreq = ScriptedRequest(request.provider, api_of(request.provider, request.path), request.path,
+                               request.body, stream, n, request.method)
+        answer = self.script(sreq)
+        return None if answer is None else render(sreq, answer, query)
+
+    def _desk(self, name: str) -> Any:
+        """The provider's batch desk for this recording (lesson 11); each request in a batch is answered
+        by the script like one sent alone."""
+        if name not in self._desks:
+            def inner(path: str, body: dict) -> tuple[int, Any]:
+                response = self._answer(RecordedRequest(name, "POST", path, "", body), providers.get(name), {},
+                                        len(self.cassette.interactions))
+                if response is None:
+                    raise ScriptedReplyRejected(f"the script has no answer for a {name} batch request to "
+                                                f"{path} asking {str(body)[:80]!r}; give one in reply().")
+                return response.status, response.body
+            self._desks[name] = providers.get(name).batch_desk(inner, seed=self.cassette.name)
+        return self._desks[name]
 
     async def aclose(self) -> None:
         return None
+

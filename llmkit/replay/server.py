@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+from .. import providers as registry
 from ..errors import CassetteMiss, ConfigError
 from ..errors import ClientGone as _ClientGone
 from ..errors import DroppedConnection as _DroppedConnection
@@ -102,6 +103,8 @@ class ReplayApp:
         self.observers: list[Callable[[Exchange], None]] = []
         # Requests whose client hung up before the answer was complete (a Stop button, a timeout).
         self.disconnects: list[RecordedRequest] = []
+        self._batches: dict[str, float] = {}  # batch id -> loop time its create was answered (lesson 11)
+        self._here = ""  # this server's own URL, for Provider.localize
 
     # --- ASGI entry point ------------------------------------------------------------------------
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
@@ -114,6 +117,9 @@ class ReplayApp:
             return
         t0 = asyncio.get_running_loop().time()
         path, method = scope["path"], scope["method"]
+        if not self._here and scope.get("server"):
+            host, port = scope["server"][:2]
+            self._here = f"http://{host}:{port}"
         # Endpoints without a provider rule (a legacy one in an imported VCR cassette) are answered as
         # recorded, under the provider the recording names.
         known = self._routes.get(path, "?")
@@ -136,7 +142,7 @@ class ReplayApp:
                                    "endpoint it can record (OpenAI, Anthropic and Gemini model endpoints).")
             return
         try:
-            body = parse_body(raw)
+            body = parse_body(raw, content_type=_header(scope, b"content-type"))
         except ValueError as e:
             await self._send_error(send, known, 400, f"llmkit replay server: {e}, deeper than any provider "
                                    "request; send the body flatter.")
@@ -161,7 +167,8 @@ class ReplayApp:
         a paced body) watches for the client hanging up."""
         assert self.player is not None
         try:
-            index, interaction = self.player.match(request, request.key(may_hold_blobs=size >= BLOB_MIN_CHARS))
+            index, interaction = self.player.match(request, request.key(may_hold_blobs=size >= BLOB_MIN_CHARS),
+                                                   self._batch_gate(request))
         except CassetteMiss as miss:
             self.misses.append(miss)
             await self._send_miss(send, request, miss, known)
@@ -195,13 +202,37 @@ class ReplayApp:
             return
         assert self.player is not None
         try:
-            index, interaction = self.player.match(request)
+            index, interaction = self.player.match(request, ready=self._batch_gate(request))
         except CassetteMiss as miss:
             self.misses.append(miss)
             await self._send_miss(send, request, miss, providers.provider_for_path(request.path) is not None)
             self._observe(request, 400, b"", False, None)
             return
         await self._serve(send, request, index, interaction, fault, t0)
+
+    # --- batches (lesson 11) ------------------------------------------------------------------------
+    def _batch_gate(self, request: RecordedRequest) -> Callable[[Interaction], bool] | None:
+        """For a poll of a batch this server saw created: whether a recorded answer may be served yet.
+        One that shows the batch ended waits until its recorded run time, scaled by speed, has passed."""
+        if request.method != "GET" or not request.provider or self.speed <= 0:
+            return None
+        provider = registry.get(request.provider)
+        started = self._batches.get(provider.batch_polled(request.method, request.path) or "")
+        if started is None:
+            return None
+
+        def ready(it: Interaction) -> bool:
+            seconds = provider.batch_seconds(_json_of(it.response))
+            return seconds is None or (asyncio.get_running_loop().time() - started) * self.speed >= seconds
+
+        return ready
+
+    def _note_batch(self, request: RecordedRequest, response: RecordedResponse) -> None:
+        if request.method == "POST" and request.provider and response.status == 200 and not response.is_stream:
+            batch_id = registry.get(request.provider).batch_created(request.method, request.path,
+                                                                     _json_of(response))
+            if batch_id is not None:
+                self._batches[batch_id] = asyncio.get_running_loop().time()
 
     # --- answers ---------------------------------------------------------------------------------
     async def _serve(self, send: Send, request: RecordedRequest, index: int, it: Interaction,
@@ -213,9 +244,13 @@ class ReplayApp:
         if not it.response.is_stream:
             cached = self._prepared.get(index)
             if cached is None or cached[0] is not it.response:
-                cached = (it.response, _replay_headers(it.response, index), it.response.body_bytes())
+                body = it.response.body_bytes()
+                if request.provider:
+                    body = registry.get(request.provider).localize(body, self._here)
+                cached = (it.response, _replay_headers(it.response, index), body)
                 self._prepared[index] = cached
             prepared = cached[1], cached[2]
+            self._note_batch(request, it.response)
         await serve_response(send, request, index, it.response, fault, self.speed, t0, before_end=observe,
                              prepared=prepared)
 
@@ -356,6 +391,21 @@ async def _read_body(receive: Receive, scope: dict, limit: int) -> bytes | None:
             chunks.append(chunk)
         if not message.get("more_body") or size > 4 * limit:
             return None if too_large else b"".join(chunks)
+
+
+def _json_of(resp: RecordedResponse) -> Any:
+    """A recorded non-streamed body as JSON (None if it is not JSON)."""
+    if resp.body is not None or resp.body_text is None:
+        return resp.body
+    try:
+        return json.loads(resp.body_text)
+    except ValueError:
+        return None
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    """One request header's value (latin-1), or None."""
+    return next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == name), None)
 
 
 def _headers(scope: dict) -> list[tuple[str, str]]:

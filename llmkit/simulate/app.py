@@ -32,6 +32,8 @@ __all__ = ["SPOKEN", "SimulatorApp", "create_app"]
 #: The provider APIs the simulator answers (``Provider.api_of`` names); embeddings are not among them:
 #: no lesson sends them to a provider.
 SPOKEN = frozenset({"chat", "responses", "count_tokens", "messages", "generate", "count_gemini", "caches"})
+#: The batch APIs (lesson 11): each provider's desk answers them, and each request in a batch as if sent alone.
+BATCH_APIS = frozenset({"batches", "files"})
 
 _NOT_FOUND = {"detail": "Not Found"}  # what vLLM (FastAPI) answers for a route it does not have
 class SimulatorApp:
@@ -46,6 +48,7 @@ class SimulatorApp:
         self.served: Counter[str] = Counter()  # answers per provider API, for tests and the log
         self.faults: Counter[str] = Counter()  # retryable errors sent, per provider and fault name
         self.cache = PromptCache()  # prefixes seen (implicit caching) and Gemini's explicit caches
+        self.desks: dict[str, Any] = {}  # provider -> its batch desk (files and batches)
 
     def rng_for(self, method: str, path: str, query: str, raw: bytes) -> tuple[random.Random, int]:
         """The request's own seeded generator: seed, request and how many times it came before."""
@@ -79,7 +82,7 @@ class SimulatorApp:
 
         query = dict(parse_qsl(query_text))
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if provider is None or provider.api_of(path) not in SPOKEN:
+        if provider is None or provider.api_of(path) not in SPOKEN | BATCH_APIS:
             await self.not_found(scope, _done, send)
             return
         if self.settings.profile == "full" and not provider.has_key(headers, query):
@@ -87,6 +90,9 @@ class SimulatorApp:
             code = {"openai": None, "anthropic": None, "gemini": "PERMISSION_DENIED"}[provider.name]
             await _send_json(send, status, provider.error_body(status, message, code=code),
                              provider.error_headers(status))
+            return
+        if provider.api_of(path) in BATCH_APIS:
+            await self._batch(provider, scope, raw, query, headers, send)
             return
         try:
             body = json.loads(raw or b"{}")
@@ -127,6 +133,42 @@ class SimulatorApp:
         finally:
             watched.stop()
 
+
+    async def _batch(self, provider: Any, scope: dict, raw: bytes, query: dict[str, str],
+                     headers: dict[str, str], send: Any) -> None:
+        """A batch API call (lesson 11), answered by the provider's desk on the wall clock."""
+        import time
+
+        from ..replay.canonical import parse_body
+
+        path, method = scope["path"], scope["method"]
+        if provider.name not in self.desks:
+            def inner(api_path: str, body: dict) -> tuple[int, Any]:
+                rng, _ = self.rng_for("POST", api_path, "", json.dumps(body, sort_keys=True).encode())
+                sreq = ScriptedRequest(provider.name, provider.api_of(api_path), api_path, body, False,
+                                       rng.randrange(10**9))
+                try:
+                    response = render(sreq, self._reply(sreq, rng), {})
+                except (ScriptedReplyRejected, ConfigError) as exc:
+                    return 400, provider.error_body(400, f"llmkit simulate: {exc}")
+                self.served[f"{provider.name} {sreq.api} (batch)"] += 1
+                return response.status, response.body
+
+            self.desks[provider.name] = provider.batch_desk(inner, clock=time.time, seed=str(self.settings.seed))
+        try:
+            body = parse_body(raw, content_type=headers.get("content-type"))
+        except ValueError as exc:
+            await _send_json(send, 400, provider.error_body(400, f"llmkit simulate: {exc}"))
+            return
+        answer = self.desks[provider.name].handle(method, path, query, body)
+        self.served[f"{provider.name} {provider.api_of(path)}"] += 1
+        response = answer.response(t_ms=0)
+        payload = provider.localize(response.body_bytes(), f"http://{headers.get('host', '')}")
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": [(b"content-type", answer.content_type.encode()),
+                                (b"content-length", str(len(payload)).encode()),
+                                (b"x-llmkit-simulated", f"seed {self.settings.seed}".encode())]})
+        await send({"type": "http.response.body", "body": payload})
 
     def _reply(self, sreq: ScriptedRequest, rng: random.Random) -> Reply:
         """The seeded answer with its prompt-cache usage, or the answer to a ``cachedContents`` call."""
@@ -174,6 +216,11 @@ def create_app(settings: SimSettings | None = None, models: list[str] | None = N
                    ("/v1/responses", "/v1/responses/input_tokens", "/v1/messages", "/v1/messages/count_tokens",
                     "/{version}/models/{target:path}", "/{version}/cachedContents")]
         routes.append(Route("/{version}/cachedContents/{cache_id}", api, methods=["DELETE"]))
+        # the batch APIs (lesson 11): OpenAI Files + Batch, Anthropic Message Batches, Gemini batch mode
+        routes += [Route("/v1/files", api, methods=["POST"]), Route("/v1/files/{rest:path}", api, methods=["GET"]),
+                   Route("/v1/batches", api, methods=["POST"]), Route("/v1/messages/batches", api, methods=["POST"]),
+                   Route("/{version}/batches/{rest:path}", api, methods=["GET", "POST"]),
+                   Route("/v1/messages/batches/{rest:path}", api, methods=["GET", "POST"])]
     routes.append(Route("/{path:path}", _Endpoint(sim.not_found),
                         methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]))
     app = Starlette(routes=routes)
