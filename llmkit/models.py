@@ -66,6 +66,12 @@ CACHED_PRICES_PER_MTOK: dict[str, tuple[float, float | None]] = {
     "gemini-2.5-flash": (0.03, None),
 }
 
+# Batch APIs (lesson 11, 11_cost_and_latency): the share of the list price a request pays inside a batch.
+# Sources, read 2026-12-06: platform.openai.com/docs/guides/batch ("a 50% cost discount compared to synchronous
+# APIs"); docs.claude.com/en/docs/build-with-claude/batch-processing ("all usage is charged at 50% of the
+# standard API prices"); ai.google.dev/gemini-api/docs/batch-mode ("at 50% of the standard cost").
+BATCH_PRICE_FACTOR: dict[str, float] = {"openai": 0.5, "anthropic": 0.5, "gemini": 0.5}
+
 # Explicit-cache storage, USD per million cached tokens per hour (Gemini's cachedContents, lesson 6). Per-call
 # costs leave it out: it is billed for as long as the cache lives. Source: ai.google.dev/gemini-api/docs/pricing
 # (Gemini 2.5 Flash, "Context caching price": $1.00 / 1,000,000 tokens per hour (storage price)).

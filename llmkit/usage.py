@@ -16,7 +16,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .models import CACHE_STORAGE_PER_MTOK_HOUR, CACHED_PRICES_PER_MTOK, PRICES_PER_MTOK
+from .models import BATCH_PRICE_FACTOR, CACHE_STORAGE_PER_MTOK_HOUR, CACHED_PRICES_PER_MTOK, PRICES_PER_MTOK
 
 
 def _price(table: dict[str, Any], model: str) -> Any:
@@ -36,18 +36,21 @@ class UsageRecord:
     stream: bool
     cached_tokens: int = 0  # of input_tokens: read from the prompt cache
     cache_write_tokens: int = 0  # of input_tokens: written to the prompt cache (Anthropic)
+    batch: bool = False  # answered inside a batch (lesson 11): priced at BATCH_PRICE_FACTOR of the list price
 
     @property
     def cost_usd(self) -> float | None:
-        """List price of the call: uncached input, cache reads and writes, and output at their own rates."""
+        """List price of the call: uncached input, cache reads and writes, and output at their own rates,
+        times the provider's batch discount for a request answered in a batch."""
         price = _price(PRICES_PER_MTOK, self.model)
         if price is None:
             return None
         read_price, write_price = _price(CACHED_PRICES_PER_MTOK, self.model) or (price[0], None)
         fresh = self.input_tokens - self.cached_tokens - self.cache_write_tokens
-        return (fresh * price[0] + self.cached_tokens * read_price
-                + self.cache_write_tokens * (price[0] if write_price is None else write_price)
-                + self.output_tokens * price[1]) / 1_000_000
+        factor = BATCH_PRICE_FACTOR.get(self.provider, 1.0) if self.batch else 1.0
+        return factor * (fresh * price[0] + self.cached_tokens * read_price
+                         + self.cache_write_tokens * (price[0] if write_price is None else write_price)
+                         + self.output_tokens * price[1]) / 1_000_000
 
     @property
     def uncached_cost_usd(self) -> float | None:
@@ -103,11 +106,17 @@ class UsageLedger:
     def __init__(self) -> None:
         self.records: list[UsageRecord] = []
         self._lock = threading.Lock()
+        self._batches: set[tuple[str, str]] = set()  # (provider, batch or file id) whose results were counted
 
     def observe(self, provider: str, endpoint: str, request_body: Any, status: int, body: bytes,
                 stream: bool) -> UsageRecord | None:
         if status >= 400 or endpoint.endswith(("count_tokens", ":countTokens", "/input_tokens")):
             return None
+        from . import providers
+
+        batch = providers.get(provider).batch_results(endpoint, body) if provider else None
+        if batch is not None:
+            return self._observe_batch(provider, endpoint, *batch)
         found = extract_usage(provider, request_body, body)
         if found is None:
             return None
@@ -117,9 +126,29 @@ class UsageLedger:
             self.records.append(record)
         return record
 
+    def _observe_batch(self, provider: str, endpoint: str, source: str, bodies: list[dict]) -> UsageRecord | None:
+        """One record per answered request in a batch's results, counted once per batch (lesson 11)."""
+        from . import providers
+
+        with self._lock:
+            if (provider, source) in self._batches:
+                return None
+            self._batches.add((provider, source))
+        p, record = providers.get(provider), None
+        for body in bodies:
+            found = p.usage_of([body], str(body.get("model", "")))
+            if found is not None:
+                cached, written = p.cache_usage_of([body])
+                record = UsageRecord(provider, found[0], endpoint, found[1], found[2], False, cached, written,
+                                     batch=True)
+                with self._lock:
+                    self.records.append(record)
+        return record
+
     def clear(self) -> None:
         with self._lock:
             self.records.clear()
+            self._batches.clear()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -149,6 +178,8 @@ class UsageLedger:
         rows = [{**asdict(r), "cost_usd": r.cost_usd, "uncached_cost_usd": r.uncached_cost_usd}
                 for r in self.records]
         columns = ["provider", "model", "endpoint", "input_tokens", "output_tokens", "stream", "cost_usd"]
+        if any(r.batch for r in self.records):
+            columns.insert(6, "batch")
         if cache:
             columns[4:4] = ["cached_tokens", "cache_write_tokens"]
             columns.append("uncached_cost_usd")

@@ -327,3 +327,22 @@ def test_a_batch_recorded_from_a_live_upstream_replays(simulator, tmp_path, monk
         assert kit.misses == []
     finally:
         kit.close()
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_the_usage_ledger_counts_each_batch_answer_once_at_the_batch_price(replay, name: str) -> None:
+    from dataclasses import replace
+
+    from llmkit.models import BATCH_PRICE_FACTOR
+
+    kit = replay(name)
+    FLOWS[name][0](kit)
+    records = [r for r in kit.usage.records if r.batch]
+    assert len(records) == len(QUESTIONS) == len(kit.usage.records)
+    assert all(r.input_tokens > 0 and r.output_tokens > 0 for r in records)
+    for r in records:
+        assert r.cost_usd == pytest.approx(BATCH_PRICE_FACTOR[name] * replace(r, batch=False).cost_usd)
+    # reading the same results again (a second download, one more poll of an ended Gemini job) adds nothing
+    again = kit.http_client().get(kit.server_url + records[-1].endpoint, headers=kit.headers(name))
+    assert again.status_code == 200 and len(kit.usage.records) == len(QUESTIONS)
+    assert "batch" in kit.usage.df().columns

@@ -12,13 +12,15 @@ server hands it out pointed at itself (:func:`localize`).
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
 
 from llmkit.providers._batch import Batch, BatchAnswer, BatchDesk, jsonl, rfc3339
 
-__all__ = ["AnthropicBatchDesk", "batch_created", "batch_polled", "batch_seconds", "localize", "owns"]
+__all__ = ["AnthropicBatchDesk", "batch_created", "batch_polled", "batch_results", "batch_seconds", "localize",
+           "owns"]
 
 _COLLECTION = "/v1/messages/batches"
 _BATCH = re.compile(r"^/v1/messages/batches/([^/]+)$")
@@ -47,6 +49,21 @@ def batch_seconds(body: Any) -> float | None:
         return (_time(body["ended_at"]) - _time(body["created_at"])).total_seconds()
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def batch_results(path: str, body: bytes) -> tuple[str, list[dict]] | None:
+    m = _RESULTS.match(path)
+    if m is None:
+        return None
+    out = []
+    for line in body.decode("utf-8", "replace").splitlines():
+        try:
+            result = json.loads(line).get("result") or {}
+        except (ValueError, AttributeError):
+            continue
+        if result.get("type") == "succeeded" and isinstance(result.get("message"), dict):
+            out.append(result["message"])
+    return m.group(1), out
 
 
 def localize(body: bytes, here: str) -> bytes:

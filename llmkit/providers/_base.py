@@ -142,6 +142,11 @@ class Provider(ABC):
         """For a poll's answer that shows the batch ended: seconds from its creation to its end."""
         return None
 
+    def batch_results(self, path: str, body: bytes) -> tuple[str, list[dict]] | None:
+        """For a download of an ended batch's results: (the batch or file it belongs to, the response body
+        of each request that succeeded), which the usage ledger prices at the batch rate; else None."""
+        return None
+
     def localize(self, body: bytes, here: str) -> bytes:
         """A response body with the provider's own absolute URLs pointed at ``here`` (the local server),
         so an SDK that follows one (Anthropic's ``results_url``) stays on loopback."""

@@ -13,13 +13,14 @@ An input *file* (``src="files/..."``) is not: llmkit does not emulate Gemini's u
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
 
 from llmkit.providers._batch import Batch, BatchAnswer, BatchDesk, rfc3339
 
-__all__ = ["GeminiBatchDesk", "batch_created", "batch_polled", "batch_seconds", "owns"]
+__all__ = ["GeminiBatchDesk", "batch_created", "batch_polled", "batch_results", "batch_seconds", "owns"]
 
 _CREATE = re.compile(r"^/(v1|v1beta|v1alpha)/(models|tunedModels)/([^/:]+):batchGenerateContent$")
 _BATCH = re.compile(r"^/(v1|v1beta|v1alpha)/batches/([^/:]+)$")
@@ -51,6 +52,20 @@ def batch_seconds(body: Any) -> float | None:
         return (_time(meta["endTime"]) - _time(meta["createTime"])).total_seconds()
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def batch_results(path: str, body: bytes) -> tuple[str, list[dict]] | None:
+    m = _BATCH.match(path)
+    if m is None:
+        return None
+    try:
+        meta = json.loads(body).get("metadata") or {}
+    except (ValueError, AttributeError):
+        return None
+    if meta.get("state") != "BATCH_STATE_SUCCEEDED":
+        return None
+    items = ((meta.get("output") or {}).get("inlinedResponses") or {}).get("inlinedResponses") or []
+    return m.group(2), [item["response"] for item in items if isinstance(item.get("response"), dict)]
 
 
 def _time(text: str) -> datetime:

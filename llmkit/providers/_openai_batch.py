@@ -15,7 +15,7 @@ from typing import Any
 
 from llmkit.providers._batch import Batch, BatchAnswer, BatchDesk, jsonl
 
-__all__ = ["ENDPOINTS", "OpenAIBatchDesk", "batch_created", "batch_polled", "batch_seconds", "owns"]
+__all__ = ["ENDPOINTS", "OpenAIBatchDesk", "batch_created", "batch_polled", "batch_results", "batch_seconds", "owns"]
 
 # OpenAI's batch ids start "batch_"; Gemini's (at /v1/batches/{id} too, with the SDK's default version) do not.
 _BATCH = re.compile(r"^/v1/batches/(batch_[^/]+)$")
@@ -45,6 +45,18 @@ def batch_seconds(body: Any) -> float | None:
         return None
     end = body.get(_ENDED[body["status"]])
     return None if end is None else float(end - body["created_at"])
+
+
+def batch_results(path: str, body: bytes) -> tuple[str, list[dict]] | None:
+    m = _CONTENT.match(path)
+    if m is None:
+        return None
+    try:
+        lines = _lines(body.decode("utf-8"))
+    except ValueError:  # not a JSONL file: some other upload's content
+        return None
+    return m.group(1), [line["response"]["body"] for line in lines
+                        if isinstance(line.get("response"), dict) and line["response"].get("status_code") == 200]
 
 
 class OpenAIBatchDesk(BatchDesk):

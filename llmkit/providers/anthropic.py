@@ -166,6 +166,9 @@ class Anthropic(Provider):
     def batch_seconds(self, body: Any) -> float | None:
         return _batch.batch_seconds(body)
 
+    def batch_results(self, path: str, body: bytes) -> tuple[str, list[dict]] | None:
+        return _batch.batch_results(path, body)
+
     def localize(self, body: bytes, here: str) -> bytes:
         return _batch.localize(body, here)
 

@@ -192,6 +192,9 @@ class Gemini(Provider):
     def batch_seconds(self, body: Any) -> float | None:
         return _batch.batch_seconds(body)
 
+    def batch_results(self, path: str, body: bytes) -> tuple[str, list[dict]] | None:
+        return _batch.batch_results(path, body)
+
     def stream_kind(self, path: str, query: dict[str, str]) -> str:
         # Without alt=sse (the legacy google-generativeai client) the stream is one JSON array.
         return "sse" if query.get("alt") == "sse" else "json-array"

@@ -198,6 +198,9 @@ class OpenAI(Provider):
     def batch_seconds(self, body: Any) -> float | None:
         return _batch.batch_seconds(body)
 
+    def batch_results(self, path: str, body: bytes) -> tuple[str, list[dict]] | None:
+        return _batch.batch_results(path, body)
+
     def base_url(self, root: str) -> str:
         return f"{root}/v1"
 
