@@ -17,6 +17,10 @@ from collections.abc import Mapping
 
 from . import providers
 
+__all__ = ["ANTHROPIC_MODEL", "BATCH_PRICE_FACTOR", "CACHED_PRICES_PER_MTOK", "CACHE_STORAGE_PER_MTOK_HOUR",
+           "GEMINI_MODEL", "KEY_VARS", "MODELS", "OPENAI_MODEL", "PRICES_PER_MTOK", "PROVIDERS",
+           "UPSTREAMS", "models_from_env"]
+
 OPENAI_MODEL = "gpt-4.1-mini"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
 GEMINI_MODEL = "gemini-2.5-flash"
