@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=1_000_000, help="memories to load (default: 1,000,000)")
     ap.add_argument("--ef", type=int, nargs="+", default=[100, 200, 400], help="ef_search values to try")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--m", type=int, default=pg_store.HNSW_M, help="HNSW links per node")
+    ap.add_argument("--ef-construction", type=int, default=pg_store.HNSW_EF_CONSTRUCTION)
     args = ap.parse_args(argv)
+    pg_store.HNSW_M, pg_store.HNSW_EF_CONSTRUCTION = args.m, args.ef_construction
 
     emb = ClusteredEmbedder()
     texts = messages(args.size, seed=args.size)

@@ -220,14 +220,14 @@ def bulk_load_postgres(mem: Any, texts: list[str]) -> tuple[float, float]:
 
     The build is far faster when the graph fits in ``maintenance_work_mem`` (64 MB by default; 1M 384-d
     vectors need about 2 GB), so it is raised for the building session, as an operator would."""
-    from ..memory._pg_store import HNSW_INDEX
+    from ..memory._pg_store import hnsw_index
 
     mem.store.conn.execute("DROP INDEX memories_hnsw")
     seconds = load(mem, texts)
     with mem.store.pool.connection() as conn:  # one session for the SET and the build
         conn.execute("SET maintenance_work_mem = '3GB'")
         t0 = time.perf_counter()
-        conn.execute(HNSW_INDEX)
+        conn.execute(hnsw_index())
         return seconds, time.perf_counter() - t0
 
 

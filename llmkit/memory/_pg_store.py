@@ -27,21 +27,22 @@ from ._lexical import LexicalSearcher, idf
 from ._store import COLUMNS, DEFAULT_USER, Row, SessionCache
 
 SCHEMA = "llmkit_memory"
-# HNSW build parameters: m=16 links per node and ef_construction=64 are pgvector's defaults;
-# measured recall@10 against exact search 0.998 at 10k synthetic 384-d vectors, and at 50k
-# clustered ones (loaded 2-core machine): m=8/ef_construction=32 reached only 0.907 / 0.965 /
-# 0.975 at ef_search 40 / 100 / 200; m=16/64 1.000 at each (build 18 s); m=24/96 no better for
-# a 2.3x longer build. ef_search bounds
-# how many rows one scan can return, so it is set to at least twice the candidate depth: 200 on
-# every pooled connection (search(k <= 10) asks for 50 candidates), raised per query beyond that.
-# At 1M clustered vectors (benchmarks/bench_pg_ef_search.py, one build, idle machine) ef_search
-# 100 / 200 / 400 gave recall@10 0.825 / 0.882 / 0.921 at p50 10.7 / 9.8 / 11.0 ms and p99
-# 35.3 / 19.8 / 25.6 ms: 200 is better than 100 on all three; past it recall costs tail latency.
+# HNSW build parameters: m=16 links per node (pgvector's default) and ef_construction=128 (twice its default).
+# At 50k clustered 384-d vectors m=16 with ef_construction=64 already reached recall@10 1.000 (m=8/32 only
+# 0.907-0.975; m=24/96 no better for a 2.3x longer build). At 1M (benchmarks/bench_pg_ef_search.py, one build
+# each) ef_construction=64 gave recall@10 0.825 / 0.882 / 0.921 at ef_search 100 / 200 / 400, short of 0.95;
+# ef_construction=128 gave 0.976 / 0.993 / 0.998, for a build of 629 s instead of 313-337 s.
+# ef_search bounds how many rows one scan can return, so it is set to at least twice the candidate depth:
+# 200 on every pooled connection (search(k <= 10) asks for 50 candidates), raised per query beyond that.
 HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_CONSTRUCTION = 128
 EF_SEARCH = 200
-HNSW_INDEX = (f"CREATE INDEX memories_hnsw ON memories USING hnsw (embedding vector_cosine_ops) "
-              f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
+
+
+def hnsw_index() -> str:
+    """The statement that builds the HNSW index, with the module's current parameters."""
+    return (f"CREATE INDEX memories_hnsw ON memories USING hnsw (embedding vector_cosine_ops) "
+            f"WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
 
 
 def _v1(dim: int) -> list[str]:
@@ -75,7 +76,7 @@ def _v1(dim: int) -> list[str]:
         )""",
         "CREATE INDEX memories_by_session ON memories(session, kind, id)",
         "CREATE INDEX memories_fts ON memories USING gin(fts)",
-        HNSW_INDEX,
+        hnsw_index(),
         """CREATE TABLE episodes(
             memory_id BIGINT PRIMARY KEY REFERENCES memories(id) ON DELETE CASCADE,
             event_type TEXT NOT NULL, full_context TEXT NOT NULL, outcome TEXT NOT NULL)""",
