@@ -54,6 +54,8 @@ def models_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 # Check your provider's pricing page and edit here: the ledger multiplies these by real token counts.
 PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
     "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),  # lesson 11's large and small models for routing (openai.com/api/pricing)
+    "gpt-4.1-nano": (0.10, 0.40),
     "claude-haiku-4-5": (1.00, 5.00),
     "gemini-2.5-flash": (0.30, 2.50),
 }

@@ -1,12 +1,13 @@
 """Script for lesson 11's cassette (provenance: scripted).
 
 The scripted model labels support tickets (``notebooks/data/tickets.json``) with the label the data set gives
-them, answers questions about the lesson's policy document, and answers the semantic-cache questions with a
-short sentence that names the question it answers. Requests inside a batch are answered by this same
-function, so a batch gives exactly the answers the same requests get one by one. Token counts are the
-renderer's ~4 characters/token estimate; prompt-cache hits are reported exactly where a request qualifies
-(OpenAI: a prefix of 1024 tokens or more, counted in steps of 128 tokens: platform.openai.com/docs/guides/
-prompt-caching). Pacing: every answer starts after 400 ms and streams at 60 tokens/s, the script's choice.
+them, except the routing section's small model on the tickets built to mislead. It answers questions about the
+lesson's policy document, and the semantic-cache questions with a short sentence that names the question.
+Requests inside a batch are answered by this same function, so a batch gives exactly the answers the same
+requests get one by one. Token counts are the renderer's ~4 characters/token estimate; prompt-cache hits are
+reported exactly where a request qualifies (OpenAI: a prefix of 1024 tokens or more, counted in steps of 128
+tokens: platform.openai.com/docs/guides/prompt-caching). Pacing: every answer starts after 400 ms and streams
+at 60 tokens/s, the script's choice.
 """
 
 import json
@@ -15,7 +16,9 @@ from pathlib import Path
 from llmkit.replay.scripted import Reply, estimate_tokens
 
 DATA = Path(__file__).resolve().parents[2] / "data"
-TICKETS = {t["text"]: t["label"] for t in json.loads((DATA / "tickets.json").read_text())["tickets"]}
+_DATA = json.loads((DATA / "tickets.json").read_text())["tickets"]
+TICKETS = {t["text"]: t["label"] for t in _DATA}
+HARD = {t["text"]: t["hard"] for t in _DATA}
 PACE = {"ttft_ms": 400.0, "tokens_per_s": 60.0}
 POLICY_TITLE = "NORTHWIND SUPPORT POLICY"
 _cached_prefixes: set = set()
@@ -43,10 +46,24 @@ def _policy_answer(req, body, question):
     return Reply(text=text, input_tokens=total, cached_tokens=cached, **PACE)
 
 
+# Routing (section 5): the small model takes the words of another category at face value on the tickets built
+# to mislead (the data set's "hard" ones); the default and the large model label every ticket right.
+SMALL_MODEL = "gpt-4.1-nano"
+MISLEADING = (("billing page", "billing"), ("invoice", "billing"), ("charged", "billing"),
+              ("two-factor", "account"), ("my account shows", "account"), ("subscription", "billing"))
+
+
+def _small_model_label(text):
+    lower = text.lower()
+    return next((label for words, label in MISLEADING if words in lower), TICKETS[text])
+
+
 def reply(req):
     body = req.body or {}
     question = req.last_user_text().strip()
     if question in TICKETS:
+        if req.model == SMALL_MODEL and HARD[question]:
+            return Reply(text=_small_model_label(question), **PACE)
         return Reply(text=TICKETS[question], **PACE)
     if POLICY_TITLE in _system(body):
         return _policy_answer(req, body, question)
