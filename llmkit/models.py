@@ -68,6 +68,8 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 # $1.00 per million tokens per hour of storage for explicit caches, which per-call costs leave out).
 CACHED_PRICES_PER_MTOK: dict[str, tuple[float, float | None]] = {
     "gpt-4.1-mini": (0.10, None),
+    "gpt-4.1": (0.50, None),  # same page: "Cached input" $0.50 for gpt-4.1, $0.025 for gpt-4.1-nano
+    "gpt-4.1-nano": (0.025, None),
     "claude-haiku-4-5": (0.10, 1.25),
     "gemini-2.5-flash": (0.03, None),
 }

@@ -103,7 +103,7 @@ def test_a_miss_on_an_unknown_endpoint_is_a_generic_error_with_the_closest_diff(
     assert error["error"]["code"] == "cassette_miss" and "GET /v1/models?limit=5" in error["error"]["message"]
     assert error["llmkit_miss"]["closest"] == 2 and any("limit=5" in d for d in error["llmkit_miss"]["diff"])
 
-    nowhere = client.post(f"{server.url}/v1/files", json={"purpose": "batch"})
+    nowhere = client.post(f"{server.url}/v1/fine_tuning/jobs", json={"training_file": "file-1"})
     assert nowhere.status_code == 404 and "nothing was recorded there" in nowhere.json()["error"]["message"]
     assert [type(m) for m in server.app.misses] == [CassetteMiss] * 3
     assert server.app.misses[1].closest == 2 and not server.player.played

@@ -183,5 +183,5 @@ def test_a_miss_is_answered_with_the_providers_own_400_body(provider, path, body
 
 def test_an_unknown_endpoint_is_a_404_that_says_what_is_served():
     app = ReplayApp(Player(cassette_of()))
-    status, _, raw = asgi(app, "/v1/files", {})
+    status, _, raw = asgi(app, "/v1/fine_tuning/jobs", {})
     assert status == 404 and "not a provider endpoint" in json.loads(raw)["error"]["message"]
