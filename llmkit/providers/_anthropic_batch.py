@@ -19,7 +19,7 @@ from typing import Any
 
 from llmkit.providers._batch import Batch, BatchAnswer, BatchDesk, jsonl, rfc3339
 
-__all__ = ["AnthropicBatchDesk", "batch_created", "batch_polled", "batch_results", "batch_seconds", "localize",
+__all__ = ["AnthropicBatchDesk", "Desk", "batch_created", "batch_polled", "batch_results", "batch_seconds", "localize",
            "owns"]
 
 _COLLECTION = "/v1/messages/batches"
@@ -79,10 +79,6 @@ def _time(text: str) -> datetime:
 
 class AnthropicBatchDesk(BatchDesk):
     """Message batches of one recording or simulator, in the shapes of the ``anthropic`` SDK's types."""
-
-    def __init__(self, answer: Any, *, upstream: str, **kw: Any) -> None:
-        super().__init__(answer, **kw)
-        self.upstream = upstream  # where results_url points in a recording
 
     def handles(self, method: str, path: str) -> bool:
         return owns(path)
@@ -174,6 +170,9 @@ class AnthropicBatchDesk(BatchDesk):
 
     def _missing(self, ident: str) -> BatchAnswer:
         return _error(404, f"No message batch found with id '{ident}'.", "not_found_error")
+
+
+Desk = AnthropicBatchDesk
 
 
 def _error(status: int, message: str, etype: str = "invalid_request_error") -> BatchAnswer:

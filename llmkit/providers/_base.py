@@ -125,32 +125,36 @@ class Provider(ABC):
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
     # --- batch APIs (lesson 11, 11_cost_and_latency) -------------------------------------------------
+    #: The provider's batch module (``_<name>_batch``: its ``Desk`` and the functions below), or None.
+    batch: ModuleType | None = None
+
     def batch_desk(self, answer: Any, *, clock: Any = None, seed: str = "") -> Any:
         """A fresh :class:`~llmkit.providers._batch.BatchDesk` answering this provider's batch API, whose
         inner requests ``answer(api_path, body)`` answers; None when the provider has no batch API."""
-        return None
+        return None if self.batch is None else self.batch.Desk(answer, clock=clock, seed=seed, upstream=self.upstream)
 
     def batch_created(self, method: str, path: str, body: Any) -> str | None:
         """The id of the batch a response ``body`` to ``method path`` has just created, else None."""
-        return None
+        return None if self.batch is None else self.batch.batch_created(method, path, body)
 
     def batch_polled(self, method: str, path: str) -> str | None:
         """The id of the batch ``method path`` asks the state of (a poll), else None."""
-        return None
+        return None if self.batch is None else self.batch.batch_polled(method, path)
 
     def batch_seconds(self, body: Any) -> float | None:
         """For a poll's answer that shows the batch ended: seconds from its creation to its end."""
-        return None
+        return None if self.batch is None else self.batch.batch_seconds(body)
 
     def batch_results(self, path: str, body: bytes) -> tuple[str, list[dict]] | None:
         """For a download of an ended batch's results: (the batch or file it belongs to, the response body
         of each request that succeeded), which the usage ledger prices at the batch rate; else None."""
-        return None
+        return None if self.batch is None else self.batch.batch_results(path, body)
 
     def localize(self, body: bytes, here: str) -> bytes:
         """A response body with the provider's own absolute URLs pointed at ``here`` (the local server),
         so an SDK that follows one (Anthropic's ``results_url``) stays on loopback."""
-        return body
+        localize = getattr(self.batch, "localize", None)
+        return body if localize is None else localize(body, here)
 
     # --- errors ----------------------------------------------------------------------------------
     @abstractmethod

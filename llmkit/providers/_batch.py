@@ -80,10 +80,12 @@ class BatchDesk(ABC):
     base_seconds = 20.0
     seconds_per_request = 0.5
 
-    def __init__(self, answer: InnerAnswer, *, clock: Callable[[], float] | None = None, seed: str = "") -> None:
+    def __init__(self, answer: InnerAnswer, *, clock: Callable[[], float] | None = None, seed: str = "",
+                 upstream: str = "") -> None:
         self.answer = answer
         self.clock = clock or (lambda: EPOCH)
         self.seed = seed
+        self.upstream = upstream  # the provider's own origin, for absolute URLs in a recording
         self.batches: dict[str, Batch] = {}
         self._made = 0
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from llmkit.providers._batch import Batch, BatchAnswer, BatchDesk, rfc3339
 
-__all__ = ["GeminiBatchDesk", "batch_created", "batch_polled", "batch_results", "batch_seconds", "owns"]
+__all__ = ["Desk", "GeminiBatchDesk", "batch_created", "batch_polled", "batch_results", "batch_seconds", "owns"]
 
 _CREATE = re.compile(r"^/(v1|v1beta|v1alpha)/(models|tunedModels)/([^/:]+):batchGenerateContent$")
 _BATCH = re.compile(r"^/(v1|v1beta|v1alpha)/batches/([^/:]+)$")
@@ -160,6 +160,9 @@ class GeminiBatchDesk(BatchDesk):
 
     def _missing(self, ident: str) -> BatchAnswer:
         return _error(404, f"Batch batches/{ident} not found.", "NOT_FOUND")
+
+
+Desk = GeminiBatchDesk
 
 
 def _error(status: int, message: str, code: str = "INVALID_ARGUMENT") -> BatchAnswer:

@@ -15,7 +15,8 @@ from typing import Any
 
 from llmkit.providers._batch import Batch, BatchAnswer, BatchDesk, jsonl
 
-__all__ = ["ENDPOINTS", "OpenAIBatchDesk", "batch_created", "batch_polled", "batch_results", "batch_seconds", "owns"]
+__all__ = ["ENDPOINTS", "Desk", "OpenAIBatchDesk", "batch_created", "batch_polled", "batch_results", "batch_seconds",
+           "owns"]
 
 # OpenAI's batch ids start "batch_"; Gemini's (at /v1/batches/{id} too, with the SDK's default version) do not.
 _BATCH = re.compile(r"^/v1/batches/(batch_[^/]+)$")
@@ -185,6 +186,9 @@ class OpenAIBatchDesk(BatchDesk):
 
     def _missing(self, what: str, ident: str) -> BatchAnswer:
         return _error(404, f"No such {what}: '{ident}'.", "invalid_request_error")
+
+
+Desk = OpenAIBatchDesk
 
 
 def _lines(content: str) -> list[dict]:

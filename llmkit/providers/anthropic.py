@@ -122,6 +122,7 @@ class Anthropic(Provider):
     upstream = "https://api.anthropic.com"
     key_vars = ("ANTHROPIC_API_KEY",)
     wire = wire
+    batch = _batch
     chat_api = "messages"
     tool_call_prefix = "toolu_01"
     talks_before_tools = True
@@ -152,25 +153,6 @@ class Anthropic(Provider):
         if _batch.owns(path):
             return "batches"
         return "count_tokens" if path.endswith("count_tokens") else "messages"
-
-    # --- Message Batches (lesson 11) ---------------------------------------------------------------
-    def batch_desk(self, answer: Any, *, clock: Any = None, seed: str = "") -> Any:
-        return _batch.AnthropicBatchDesk(answer, upstream=self.upstream, clock=clock, seed=seed)
-
-    def batch_created(self, method: str, path: str, body: Any) -> str | None:
-        return _batch.batch_created(method, path, body)
-
-    def batch_polled(self, method: str, path: str) -> str | None:
-        return _batch.batch_polled(method, path)
-
-    def batch_seconds(self, body: Any) -> float | None:
-        return _batch.batch_seconds(body)
-
-    def batch_results(self, path: str, body: bytes) -> tuple[str, list[dict]] | None:
-        return _batch.batch_results(path, body)
-
-    def localize(self, body: bytes, here: str) -> bytes:
-        return _batch.localize(body, here)
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"x-api-key": key, "anthropic-version": wire.API_VERSION, "content-type": "application/json"}

@@ -149,6 +149,7 @@ class Gemini(Provider):
     upstream = "https://generativelanguage.googleapis.com"
     key_vars = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     wire = wire
+    batch = _batch
     chat_api = "generate"
     tool_call_ids = False
     refuses_by_blocking = True
@@ -178,22 +179,6 @@ class Gemini(Provider):
 
     def wants_stream(self, path: str, query: dict[str, str], body: Any) -> bool:
         return method_of(path) == "streamGenerateContent"
-
-    # --- batch mode (lesson 11) --------------------------------------------------------------------
-    def batch_desk(self, answer: Any, *, clock: Any = None, seed: str = "") -> Any:
-        return _batch.GeminiBatchDesk(answer, clock=clock, seed=seed)
-
-    def batch_created(self, method: str, path: str, body: Any) -> str | None:
-        return _batch.batch_created(method, path, body)
-
-    def batch_polled(self, method: str, path: str) -> str | None:
-        return _batch.batch_polled(method, path)
-
-    def batch_seconds(self, body: Any) -> float | None:
-        return _batch.batch_seconds(body)
-
-    def batch_results(self, path: str, body: bytes) -> tuple[str, list[dict]] | None:
-        return _batch.batch_results(path, body)
 
     def stream_kind(self, path: str, query: dict[str, str]) -> str:
         # Without alt=sse (the legacy google-generativeai client) the stream is one JSON array.

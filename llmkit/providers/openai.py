@@ -155,6 +155,7 @@ class OpenAI(Provider):
     upstream = "https://api.openai.com"
     key_vars = ("OPENAI_API_KEY",)
     wire = wire
+    batch = _batch
     chat_api = "chat"
     tool_call_prefix = "call_"
     keeps_raw_tool_arguments = True
@@ -184,22 +185,6 @@ class OpenAI(Provider):
             return "files" if path.startswith("/v1/files") else "batches"
         return {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings",
                 COUNT_PATH: "count_tokens"}.get(path, "responses")
-
-    # --- the Batch API (lesson 11) -----------------------------------------------------------------
-    def batch_desk(self, answer: Any, *, clock: Any = None, seed: str = "") -> Any:
-        return _batch.OpenAIBatchDesk(answer, clock=clock, seed=seed)
-
-    def batch_created(self, method: str, path: str, body: Any) -> str | None:
-        return _batch.batch_created(method, path, body)
-
-    def batch_polled(self, method: str, path: str) -> str | None:
-        return _batch.batch_polled(method, path)
-
-    def batch_seconds(self, body: Any) -> float | None:
-        return _batch.batch_seconds(body)
-
-    def batch_results(self, path: str, body: bytes) -> tuple[str, list[dict]] | None:
-        return _batch.batch_results(path, body)
 
     def base_url(self, root: str) -> str:
         return f"{root}/v1"
