@@ -157,6 +157,13 @@ def simulator() -> Any:
     server.stop()
 
 
+def _scripted_kit(folder: Path, mp: pytest.MonkeyPatch, lesson: str) -> Kit:
+    """A kit recording ``lesson`` in ``folder`` with the script standing in for the providers."""
+    (folder / "script.py").write_text(SCRIPT)
+    _isolate(mp, folder)
+    return Kit(lesson, mode="record", cassette_dir=folder, script=str(folder / "script.py"))
+
+
 def _live_env(mp: pytest.MonkeyPatch, url: str) -> None:
     mp.setenv("OPENAI_API_KEY", "sk-proj-" + "t" * 48)
     mp.setenv("ANTHROPIC_API_KEY", "sk-ant-api03-" + "t" * 48)
@@ -237,9 +244,7 @@ def test_parse_multipart_keeps_text_fields_json_lines_text_and_binary_files() ->
 
 @pytest.mark.parametrize("name", FLOWS)
 def test_a_scripted_batch_reply_the_real_api_could_not_send_fails_the_create(tmp_path, monkeypatch, name) -> None:
-    (tmp_path / "script.py").write_text(SCRIPT)
-    _isolate(monkeypatch, tmp_path)
-    kit = Kit(f"bad_{name}", mode="record", cassette_dir=tmp_path, script=str(tmp_path / "script.py"))
+    kit = _scripted_kit(tmp_path, monkeypatch, f"bad_{name}")
     try:
         with pytest.raises(Exception) as caught:
             FLOWS[name][0](kit, questions=["fine", "too long please"])
@@ -251,9 +256,7 @@ def test_a_scripted_batch_reply_the_real_api_could_not_send_fails_the_create(tmp
 
 @pytest.mark.parametrize("name", FLOWS)
 def test_a_failed_request_inside_a_batch_is_reported_in_the_providers_shape(tmp_path, monkeypatch, name) -> None:
-    (tmp_path / "script.py").write_text(SCRIPT)
-    _isolate(monkeypatch, tmp_path)
-    kit = Kit(f"failing_{name}", mode="record", cassette_dir=tmp_path, script=str(tmp_path / "script.py"))
+    kit = _scripted_kit(tmp_path, monkeypatch, f"failing_{name}")
     try:
         if name == "openai":  # OpenAI puts failed requests in a separate error file
             client = kit.openai
@@ -280,9 +283,7 @@ def test_an_unknown_batch_id_is_the_providers_not_found_error(tmp_path, monkeypa
     import openai
     from google.genai import errors
 
-    (tmp_path / "script.py").write_text(SCRIPT)
-    _isolate(monkeypatch, tmp_path)
-    kit = Kit("unknown", mode="record", cassette_dir=tmp_path, script=str(tmp_path / "script.py"))
+    kit = _scripted_kit(tmp_path, monkeypatch, "unknown")
     try:
         with pytest.raises(openai.NotFoundError):
             kit.openai.batches.retrieve("batch_nosuch")

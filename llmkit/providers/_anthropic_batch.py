@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from typing import Any
 
-from llmkit.providers._batch import Batch, BatchAnswer, BatchDesk, jsonl, rfc3339
+from llmkit.providers._batch import Batch, BatchAnswer, BatchDesk, jsonl, rfc3339, seconds_between
 
 __all__ = ["AnthropicBatchDesk", "Desk", "batch_created", "batch_polled", "batch_results", "batch_seconds", "localize",
            "owns"]
@@ -45,10 +44,7 @@ def batch_polled(method: str, path: str) -> str | None:
 def batch_seconds(body: Any) -> float | None:
     if not isinstance(body, dict) or body.get("type") != "message_batch" or body.get("processing_status") != "ended":
         return None
-    try:
-        return (_time(body["ended_at"]) - _time(body["created_at"])).total_seconds()
-    except (KeyError, TypeError, ValueError):
-        return None
+    return seconds_between(body.get("created_at"), body.get("ended_at"))
 
 
 def batch_results(path: str, body: bytes) -> tuple[str, list[dict]] | None:
@@ -71,10 +67,6 @@ def localize(body: bytes, here: str) -> bytes:
     if b'"results_url"' not in body or not here:
         return body
     return _RESULTS_URL.sub(lambda m: m.group(1) + here.encode() + m.group(2), body)
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class AnthropicBatchDesk(BatchDesk):

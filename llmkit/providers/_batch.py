@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["EPOCH", "Batch", "BatchAnswer", "BatchDesk", "InnerAnswer", "jsonl", "rfc3339"]
+__all__ = ["EPOCH", "Batch", "BatchAnswer", "BatchDesk", "InnerAnswer", "jsonl", "rfc3339", "seconds_between"]
 
 #: (api path, request body) -> (HTTP status, JSON body) of one request inside a batch.
 InnerAnswer = Callable[[str, dict], tuple[int, Any]]
@@ -35,6 +35,17 @@ def rfc3339(t: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def seconds_between(start: Any, end: Any) -> float | None:
+    """Seconds from one RFC 3339 time to another (None if either is missing or malformed)."""
+    from datetime import datetime
+
+    try:
+        return (datetime.fromisoformat(end.replace("Z", "+00:00"))
+                - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 @dataclass

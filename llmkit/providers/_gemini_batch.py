@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from typing import Any
 
-from llmkit.providers._batch import Batch, BatchAnswer, BatchDesk, rfc3339
+from llmkit.providers._batch import Batch, BatchAnswer, BatchDesk, rfc3339, seconds_between
 
 __all__ = ["Desk", "GeminiBatchDesk", "batch_created", "batch_polled", "batch_results", "batch_seconds", "owns"]
 
@@ -48,10 +47,7 @@ def batch_seconds(body: Any) -> float | None:
     meta = body.get("metadata") if isinstance(body, dict) else None
     if not isinstance(meta, dict) or meta.get("state") not in _ENDED:
         return None
-    try:
-        return (_time(meta["endTime"]) - _time(meta["createTime"])).total_seconds()
-    except (KeyError, TypeError, ValueError):
-        return None
+    return seconds_between(meta.get("createTime"), meta.get("endTime"))
 
 
 def batch_results(path: str, body: bytes) -> tuple[str, list[dict]] | None:
@@ -66,10 +62,6 @@ def batch_results(path: str, body: bytes) -> tuple[str, list[dict]] | None:
         return None
     items = ((meta.get("output") or {}).get("inlinedResponses") or {}).get("inlinedResponses") or []
     return m.group(2), [item["response"] for item in items if isinstance(item.get("response"), dict)]
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 class GeminiBatchDesk(BatchDesk):

@@ -10,6 +10,7 @@ file and an endpoint; ``batches.retrieve`` is polled through ``validating``, ``i
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -192,8 +193,6 @@ Desk = OpenAIBatchDesk
 
 
 def _lines(content: str) -> list[dict]:
-    import json
-
     return [json.loads(line) for line in content.splitlines() if line.strip()]
 
 
