@@ -4,6 +4,9 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Arize Phoenix, lesson 12's trace UI, gets a venv of its own inside this one: it pins anthropic<2 and the lessons
+# pin anthropic 2. llmkit.phoenix runs it as a program and talks to it over HTTP; nothing imports it.
+PHOENIX_STAMP := $(VENV)/phoenix/.installed
 PYTHON ?= python3
 # PyTorch wheel index. Empty: PyPI, whose Linux wheels are the CUDA build (~2.7 GB to download with the NVIDIA
 # wheels, against a 192 MB CPU wheel; README.md). On a Linux machine
@@ -33,7 +36,7 @@ NBVAL_ARGS ?=
 # Tests replay at speed 0 and never use real keys.
 TESTENV := LLMKIT_MODE=replay LLMKIT_SPEED=0 OPENAI_API_KEY= ANTHROPIC_API_KEY= GEMINI_API_KEY= GOOGLE_API_KEY=
 
-.PHONY: lab book test lint unit notebooks sysdeps venv execute clean-venv
+.PHONY: lab book test lint unit notebooks sysdeps venv venv-phoenix execute clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +48,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+$(PHOENIX_STAMP): scripts/phoenix-constraints.txt $(STAMP)
+	test -x $(VENV)/phoenix/bin/python || $(PYTHON) -m venv $(VENV)/phoenix
+	$(VENV)/phoenix/bin/python -m pip install --quiet --upgrade pip==26.3
+	$(VENV)/phoenix/bin/python -m pip install --quiet -c scripts/phoenix-constraints.txt arize-phoenix==20.26.1
+	touch $(PHOENIX_STAMP)
+
+venv-phoenix: $(PHOENIX_STAMP)
+
 sysdeps:
 	bash scripts/sysdeps.sh
 
@@ -52,7 +63,7 @@ $(LAB_OVERRIDES): scripts/jupyterlab-overrides.json $(STAMP)
 	mkdir -p $(dir $@)
 	cp scripts/jupyterlab-overrides.json $@
 
-lab: $(STAMP) $(LAB_OVERRIDES)
+lab: $(STAMP) $(LAB_OVERRIDES) $(PHOENIX_STAMP)
 	@echo "JupyterLab on the lessons: http://$(JUPYTER_IP):$(JUPYTER_PORT)/lab (mode $${LLMKIT_MODE:-replay})"
 	@echo "$(if $(AS_ROOT),Running as root: passing --allow-root to Jupyter (normal in a container).,Running as $$(id -un).)"
 	@echo "$(if $(JUPYTER_TOKEN),Token: from JUPYTER_TOKEN.,Token: Jupyter prints the URL with its token below.) Stop it with Ctrl-C."
@@ -74,13 +85,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check llmkit tests benchmarks scripts docs/book
 	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-unit: $(STAMP) sysdeps
+unit: $(STAMP) $(PHOENIX_STAMP) sysdeps
 	$(TESTENV) $(PY) -m pytest -q tests
 
 # Inside a loopback-only network namespace when the OS allows it (scripts/netns.sh says which).
 # Each pytest process loads only what nbval needs: scripts/nbval_startup.py and no hypothesis or anyio plugin
 # save ~2.5 s of CPU in each of the three processes of -n 2 (docs/notebooks.md, "Running many notebooks at once").
-notebooks: $(STAMP)
+notebooks: $(STAMP) $(PHOENIX_STAMP)
 	$(TESTENV) bash scripts/netns.sh $(PY) -m pytest -q -p scripts.nbval_startup -p no:hypothesispytest -p no:anyio \
 	  -p no:python --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg --nbval-cell-timeout=120 \
 	  -n 2 --dist loadscope $(if $(NBVAL_JUNIT),--junitxml=$(NBVAL_JUNIT)) $(NBVAL_ARGS) notebooks
@@ -95,11 +106,11 @@ execute: $(STAMP)
 # copies only): make rehearse REHEARSE_ARGS="--seed 7 --profile chat-completions-only --modes live"
 .PHONY: rehearse rehearse-ci
 REHEARSE_ARGS ?=
-rehearse: $(STAMP)
+rehearse: $(STAMP) $(PHOENIX_STAMP)
 	$(PY) scripts/rehearse.py $(REHEARSE_ARGS)
 
 # Lessons 0, 2, 3 and 4 live only: the quick rehearsal.
-rehearse-ci: $(STAMP)
+rehearse-ci: $(STAMP) $(PHOENIX_STAMP)
 	$(PY) scripts/rehearse.py --modes live --notebooks notebooks/00_*.ipynb notebooks/02_*.ipynb \
 	  notebooks/03_*.ipynb notebooks/04_*.ipynb $(REHEARSE_ARGS)
 

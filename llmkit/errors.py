@@ -27,9 +27,10 @@
     │   ├── AllRoutesFailed      every route of a FallbackChain failed; ``hops`` says why
     │   ├── StreamInterrupted    a stream broke after text arrived; carries ``partial_text``
     │   └── StreamErrorEvent     a provider error event arrived as a stream item (before any text)
-    └── RelayError               the SSE relay, llmkit.server (lesson 9)
-        ├── BufferFull           the event buffer keeps as many streams as it may (the relay answers 429)
-        └── BufferFailed         the event buffer refused an event (e.g. Redis unreachable)
+    ├── RelayError               the SSE relay, llmkit.server (lesson 9)
+    │   ├── BufferFull           the event buffer keeps as many streams as it may (the relay answers 429)
+    │   └── BufferFailed         the event buffer refused an event (e.g. Redis unreachable)
+    └── TraceUIError             Phoenix, the trace UI, is missing, did not start or did not answer (lesson 12)
 
 Each message says what to do next. The modules that raise these re-export them where lessons import
 them (``llmkit.resilience.CallFailed``, ``llmkit.memory.MemorySystemError``, ``llmkit.tools.ToolArgumentError``,
@@ -263,6 +264,12 @@ class BufferFailed(RelayError):
     should start a new stream once the buffer is back."""
 
 
+# --- observability (lesson 12) ------------------------------------------------------------------------------
+class TraceUIError(LlmkitError):
+    """Phoenix, the local trace UI (``llmkit.phoenix``), is not installed, did not start, or did not answer; the
+    message names the fix and ends with the last lines of Phoenix's log when there is one."""
+
+
 __all__ = [
     "AllRoutesFailed",
     "BudgetError",
@@ -294,4 +301,5 @@ __all__ = [
     "StreamInterrupted",
     "StructuredOutputFailed",
     "ToolArgumentError",
+    "TraceUIError",
 ]
