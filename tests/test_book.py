@@ -21,14 +21,10 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from browser_helpers import ARGS, CHROMIUM, MISSING, needs_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))  # 07_name, and a split part 07b_name
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed "
-                                    "(bash scripts/sysdeps.sh installs it)")
 
 
 def _notebook(path: Path) -> dict:
@@ -84,7 +80,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")  # not session: one sync Playwright at a time per thread, other files start their own
 def browser(tmp_path_factory: pytest.TempPathFactory):
     if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian chromium is not installed (bash scripts/sysdeps.sh installs it)")
+        pytest.skip(MISSING)
     from playwright.sync_api import sync_playwright
 
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user-data dir, nothing from a previous run

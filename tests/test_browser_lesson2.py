@@ -21,18 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_helpers import ARGS, CHROMIUM, needs_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "notebooks" / "02_streaming.ipynb"
 CASSETTE = ROOT / "notebooks" / "cassettes" / "02_streaming.json"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 SETUP_CELL = 'kit = llmkit.start("02_streaming")'
 STREAM_CELL = "view = StreamView("
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed "
-                                "(bash scripts/sysdeps.sh installs it)")
+pytestmark = needs_chromium
 
 
 def _free_port() -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import openai
 import pytest
+from browser_helpers import ARGS, CHROMIUM, needs_chromium
 
 from llmkit.phoenix import Phoenix
 from llmkit.replay.server import ServerThread
@@ -23,12 +24,7 @@ from llmkit.simulate.app import create_app
 from llmkit.simulate.settings import SimSettings
 from llmkit.tracing import Tracing, start_tracing
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed "
-                                "(bash scripts/sysdeps.sh installs it)")
+pytestmark = needs_chromium
 
 MODEL = "gpt-4.1-mini"
 SPAN_NAMES = ["invoke_agent support-bot", f"chat {MODEL}", "execute_tool lookup_order", f"chat {MODEL}"]

@@ -7,18 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from browser_helpers import ARGS, CHROMIUM, needs_chromium
 from server_helpers import PROMPTS, CutEvents, answers, record_cassette
 
 from llmkit.kit import Kit
 from llmkit.replay.server import ServerThread
 from llmkit.server import create_app
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed "
-                                "(bash scripts/sysdeps.sh installs it)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture
