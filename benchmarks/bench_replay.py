@@ -14,7 +14,10 @@ It reports, from one run:
    call of the replay app and of the bare app, from ``time.process_time`` in interleaved batches - the
    app's own cost, which other processes loading the machine hardly disturb;
 3. pacing fidelity at speed 1: how far each frame's arrival is from its recorded time (mean/max, ms);
-4. the time to serve a 200-frame stream (recorded over ~10 s) at speed 0.
+4. the time to serve a 200-frame stream (recorded over ~10 s) at speed 0;
+5. the cost of recording: a recorder saves the cassette after every interaction, so that a crash loses
+   nothing. Saving n interactions with ``Cassette.save`` each time re-encodes the whole cassette (n²/2
+   encodes); ``CassetteWriter`` encodes only the new one. Both write the same bytes, timed side by side.
 """
 
 from __future__ import annotations
@@ -23,12 +26,22 @@ import argparse
 import asyncio
 import json
 import statistics
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from llmkit.replay.cassette import Cassette, Frame, Interaction, Player, RecordedRequest, RecordedResponse
+from llmkit.replay.cassette import (
+    Cassette,
+    CassetteWriter,
+    Frame,
+    Interaction,
+    Player,
+    RecordedRequest,
+    RecordedResponse,
+)
 from llmkit.replay.scripted import Reply, ScriptedRequest, render
 from llmkit.replay.server import ReplayApp, ServerThread
 
@@ -176,11 +189,36 @@ def long_stream(repeats: int) -> list[float]:
     return times
 
 
+def recording(n: int) -> dict[str, float]:
+    """Seconds to record ``n`` interactions (a chat answer and a 40-event stream, alternating), saving after
+    each: the whole cassette every time, and the incremental writer. The two files must come out equal."""
+    items = [chat_interaction() if i % 2 else stream_interaction([25.0 * k for k in range(40)], {**BODY, "n": i})
+             for i in range(n)]
+    seconds = {}
+    with tempfile.TemporaryDirectory() as folder:
+        whole, writer = Cassette("bench"), CassetteWriter()
+        t0 = time.perf_counter()
+        for it in items:
+            whole.interactions.append(it)
+            whole.save(Path(folder) / "whole.json")
+        seconds["save whole cassette"] = time.perf_counter() - t0
+        incremental = Cassette("bench")
+        t0 = time.perf_counter()
+        for it in items:
+            writer.append(incremental, Path(folder) / "incremental.json", it)
+        seconds["CassetteWriter"] = time.perf_counter() - t0
+        same = (Path(folder) / "whole.json").read_bytes() == (Path(folder) / "incremental.json").read_bytes()
+        assert same, "the two ways of saving wrote different cassettes"
+        seconds["MB"] = (Path(folder) / "whole.json").stat().st_size / 1e6
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--per-round", type=int, default=40)
     parser.add_argument("--pacing-repeats", type=int, default=5)
+    parser.add_argument("--record-interactions", type=int, default=400)
     args = parser.parse_args(argv)
 
     samples = round_trips(args.rounds, args.per_round)
@@ -188,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     cpu = {name: statistics.median(v) for name, v in in_process(args.rounds, 500).items()}
     errors = pacing(args.pacing_repeats)
     served = long_stream(args.pacing_repeats)
+    recorded = recording(args.record_interactions)
 
     print(f"replay server benchmark · raw httpx {httpx.__version__} · {args.rounds} interleaved rounds "
           f"x {args.per_round} calls")
@@ -204,6 +243,9 @@ def main(argv: list[str] | None = None) -> None:
           f"({len(errors)} frames, gaps 30-80 ms)")
     print(f"{'200-frame stream, speed 0':<28}median {statistics.median(served):.1f} ms, "
           f"max {max(served):.1f} ms (recorded over 10 s)")
+    whole, incremental = recorded["save whole cassette"], recorded["CassetteWriter"]
+    print(f"{'record, save after each':<28}{args.record_interactions} interactions ({recorded['MB']:.1f} MB): "
+          f"whole cassette {whole:.2f} s, CassetteWriter {incremental:.2f} s, {whole / incremental:.1f}x")
 
 
 if __name__ == "__main__":

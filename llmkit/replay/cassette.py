@@ -37,8 +37,8 @@ from ..errors import CassetteError, CassetteMiss
 from .canonical import body_diff, canonical_query, canonical_text, distance, replace_blobs
 from .schema import FIX_HINT, FORMAT_VERSION, PROVENANCE_KINDS, validate_cassette
 
-__all__ = ["FORMAT_VERSION", "PROVENANCE_KINDS", "Cassette", "Frame", "Interaction", "Player", "RecordedRequest",
-           "RecordedResponse", "json_or_text", "read_cassette_json"]
+__all__ = ["FORMAT_VERSION", "PROVENANCE_KINDS", "Cassette", "CassetteWriter", "Frame", "Interaction", "Player",
+           "RecordedRequest", "RecordedResponse", "json_or_text", "read_cassette_json"]
 
 
 def read_cassette_json(path: Path) -> Any:
@@ -172,50 +172,21 @@ class Cassette:
         return cls(name=doc.name or Path(source).stem, provenance=data["provenance"], interactions=interactions)
 
     def to_dict(self) -> dict:
-        out = []
-        for it in self.interactions:
-            req = {"provider": it.request.provider, "method": it.request.method, "path": it.request.path}
-            if it.request.query:
-                req["query"] = it.request.query
-            req["body"] = it.request.body
-            r = it.response
-            resp: dict[str, Any] = {"status": r.status, "headers": r.headers}
-            if r.stream is not None:
-                resp["headers_ms"] = round(r.headers_ms, 2)
-                resp["stream"] = [{"t_ms": round(f.t_ms, 2), "raw": f.raw} for f in r.stream]
-            else:
-                resp["t_ms"] = round(r.t_ms, 2)
-                if r.body_text is not None:
-                    resp["body_text"] = r.body_text
-                else:
-                    resp["body"] = r.body
-            out.append({"request": req, "response": resp})
-        return {"llmkit_cassette": FORMAT_VERSION, "name": self.name, "provenance": self.provenance,
-                "interactions": out}
+        return {**self.header(), "interactions": [interaction_entry(it) for it in self.interactions]}
+
+    def header(self) -> dict:
+        """The file's fields other than the interactions."""
+        return {"llmkit_cassette": FORMAT_VERSION, "name": self.name, "provenance": self.provenance}
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
         """Write atomically (temp file + rename): a crash never leaves half a cassette."""
         target = Path(path or self.path or f"{self.name}.json")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self._extract_blobs(target.parent / "blobs")
-        text = json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
+        for it in self.interactions:
+            extract_blobs(it, target.parent / "blobs")
+        encoded = [encode_entry(interaction_entry(it)) for it in self.interactions]
+        write_atomically(target, document_text(self.header(), encoded).encode("utf-8"))
         self.path = target
         return target
-
-    def _extract_blobs(self, blob_dir: Path) -> None:
-        """Store inline images once, content-addressed, and reference them from the bodies."""
-        def store(ref: str, data: bytes, media: str | None) -> None:
-            blob_dir.mkdir(parents=True, exist_ok=True)
-            dest = blob_dir / ref.removeprefix("blob:sha256:")
-            if not dest.exists():
-                dest.write_bytes(data)
-
-        for it in self.interactions:
-            it.request.body = replace_blobs(it.request.body, store)
 
     # --- inspection ----------------------------------------------------------------------------
     def summary(self) -> str:
@@ -224,6 +195,99 @@ class Cassette:
             kinds[it.request.provider] += 1
         per = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
         return f"{len(self.interactions)} interactions ({per or 'empty'}), {self.provenance.get('kind')}"
+
+
+# --- writing --------------------------------------------------------------------------------------
+# A cassette file is ``json.dumps(cassette.to_dict(), indent=1, ensure_ascii=False)`` plus a newline. It is
+# assembled here from one encoded text per interaction, so that a recorder can keep the texts it already
+# wrote and encode only the new interaction (CassetteWriter).
+_ITEM_INDENT = "  "  # an interaction sits two levels deep: document -> "interactions" list -> item
+
+
+def interaction_entry(it: Interaction) -> dict:
+    """One interaction as it is stored in the cassette file's ``interactions`` list."""
+    req = {"provider": it.request.provider, "method": it.request.method, "path": it.request.path}
+    if it.request.query:
+        req["query"] = it.request.query
+    req["body"] = it.request.body
+    r = it.response
+    resp: dict[str, Any] = {"status": r.status, "headers": r.headers}
+    if r.stream is not None:
+        resp["headers_ms"] = round(r.headers_ms, 2)
+        resp["stream"] = [{"t_ms": round(f.t_ms, 2), "raw": f.raw} for f in r.stream]
+    else:
+        resp["t_ms"] = round(r.t_ms, 2)
+        if r.body_text is not None:
+            resp["body_text"] = r.body_text
+        else:
+            resp["body"] = r.body
+    return {"request": req, "response": resp}
+
+
+def encode_entry(entry: dict) -> str:
+    """An entry's text as it appears inside the file (JSON escapes newlines in strings, so indenting every
+    line is exact)."""
+    text = json.dumps(entry, indent=1, ensure_ascii=False)
+    return "\n".join(_ITEM_INDENT + line for line in text.split("\n"))
+
+
+def document_text(header: dict, encoded: list[str]) -> str:
+    """The whole cassette file from its header fields and its encoded interactions."""
+    if not encoded:
+        return json.dumps({**header, "interactions": []}, indent=1, ensure_ascii=False) + "\n"
+    head = json.dumps(header, indent=1, ensure_ascii=False).removesuffix("\n}")
+    return head + ',\n "interactions": [\n' + ",\n".join(encoded) + "\n ]\n}\n"
+
+
+def write_atomically(target: Path, data: bytes) -> None:
+    """Temp file + rename in the target's folder: a crash never leaves half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def store_blob(blob_dir: Path, digest: str, data: bytes) -> None:
+    """Write ``blob_dir/digest`` once: content-addressed, the same name always holds the same bytes."""
+    if not (blob_dir / digest).exists():
+        write_atomically(blob_dir / digest, data)
+
+
+def extract_blobs(it: Interaction, blob_dir: Path) -> None:
+    """Store the request's inline images under ``blob_dir`` and reference them from its body."""
+    it.request.body = replace_blobs(
+        it.request.body, lambda ref, data, media: store_blob(blob_dir, ref.removeprefix("blob:sha256:"), data))
+
+
+class CassetteWriter:
+    """Keeps a cassette file current while interactions are recorded (record mode, lesson 0).
+
+    Each :meth:`append` rewrites the file atomically, as :meth:`Cassette.save` does, with the same bytes; but
+    the writer keeps the text of every interaction it wrote, so only the new one is encoded. Saving after each
+    of n interactions then costs n encodes instead of n²/2 (``benchmarks/bench_replay.py`` measures both)."""
+
+    def __init__(self) -> None:
+        self._written: list[tuple[Interaction, str]] = []
+
+    def append(self, cassette: Cassette, path: Path, interaction: Interaction, entry: dict | None = None) -> None:
+        """Write ``cassette`` with ``interaction`` added to ``path``, then add it to the cassette. ``entry`` is
+        its :func:`interaction_entry` if the caller already built it (the recorder scans it first)."""
+        current = cassette.interactions
+        if len(self._written) != len(current) or any(
+                a is not b for (a, _), b in zip(self._written, current, strict=True)):
+            self._written = [(it, encode_entry(interaction_entry(it))) for it in current]  # a new cassette
+        extract_blobs(interaction, path.parent / "blobs")
+        encoded = encode_entry(entry if entry is not None else interaction_entry(interaction))
+        text = document_text(cassette.header(), [text for _, text in self._written] + [encoded])
+        write_atomically(path, text.encode("utf-8"))
+        self._written.append((interaction, encoded))
+        current.append(interaction)
+        cassette.path = path
 
 
 class Player:

@@ -20,7 +20,6 @@ import asyncio
 import codecs
 import json
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Awaitable, Callable
@@ -32,7 +31,17 @@ from ..errors import CassetteError, DroppedConnection, LlmkitError, SecretLeakEr
 from ..models import UPSTREAMS
 from . import providers
 from .canonical import replace_blobs
-from .cassette import Cassette, Frame, Interaction, RecordedRequest, RecordedResponse, json_or_text
+from .cassette import (
+    Cassette,
+    CassetteWriter,
+    Frame,
+    Interaction,
+    RecordedRequest,
+    RecordedResponse,
+    interaction_entry,
+    json_or_text,
+    store_blob,
+)
 from .scrub import leak_error, scrub, scrub_headers, scrub_query, scrub_text
 from .secrets import SecretScanner, blob_loader
 
@@ -73,6 +82,7 @@ class Recorder:
                  upstreams: dict[str, str] | None = None, timeout: float = 600.0):
         self.cassette = cassette
         self.path = Path(path)
+        self._writer = CassetteWriter()
         self.secrets = [s for s in secrets if s]
         self.upstreams = upstreams or upstream_urls()
         self.timeout = timeout
@@ -234,24 +244,20 @@ class Recorder:
             interaction.request.body = replace_blobs(interaction.request.body,
                                                      lambda ref, data, media: blobs.__setitem__(ref, data))
             pending = {ref.removeprefix("blob:sha256:"): data for ref, data in blobs.items()}
-            candidate = Cassette(self.cassette.name, dict(self.cassette.provenance),
-                                 [*self.cassette.interactions, interaction])
-            doc = candidate.to_dict()
-            index = len(doc["interactions"]) - 1
+            entry = interaction_entry(interaction)
+            index = len(self.cassette.interactions)
             # The interactions already written passed this gate: scan the new one and the top-level fields.
             scanner = SecretScanner(self.secrets)
             blob_dir = self.path.parent / "blobs"
-            found = (scanner.scan_value({k: v for k, v in doc.items() if k != "interactions"})
-                     or scanner.scan_interaction(doc["interactions"][index], f"interactions[{index}]",
-                                                 blob_loader(blob_dir, pending)))
+            found = (scanner.scan_value(self.cassette.header())
+                     or scanner.scan_interaction(entry, f"interactions[{index}]", blob_loader(blob_dir, pending)))
             if found:
                 error = leak_error(found, f"cassette {self.path.name}")
                 self.errors.append(error)
                 raise error
             for digest, data in pending.items():
-                _write_atomically(blob_dir / digest, data)
-            candidate.save(self.path)
-            self.cassette.interactions.append(interaction)
+                store_blob(blob_dir, digest, data)
+            self._writer.append(self.cassette, self.path, interaction, entry)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -287,13 +293,3 @@ class _StreamCut:
             self.events += 1
             self.sent += piece
             await send({"type": "http.response.body", "body": piece, "more_body": True})
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    if target.exists():
-        return  # content-addressed: the same name holds the same bytes
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, target)

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from .. import providers
 from ..errors import ConfigError, ScriptedReplyRejected
 from ..providers._scripted import estimate_tokens
-from .cassette import Cassette, Interaction, RecordedRequest, RecordedResponse
+from .cassette import Cassette, CassetteWriter, Interaction, RecordedRequest, RecordedResponse
 
 __all__ = ["Constraints", "Reply", "ScriptRecorder", "ScriptedRequest", "ToolCall", "api_of", "check_reply",
            "check_script", "estimate_tokens", "load_script", "render", "violations"]
@@ -306,6 +306,7 @@ class ScriptRecorder:
         self.cassette = cassette
         self.path = Path(path)
         self.script = script
+        self._writer = CassetteWriter()
         self.errors: list[Exception] = []
         self._desks: dict[str, Any] = {}
         self.cassette.provenance = {"kind": "scripted", **{k: v for k, v in cassette.provenance.items()
@@ -333,8 +334,7 @@ class ScriptRecorder:
             return None
         stored = RecordedRequest(request.provider, request.method, request.path,
                                  "&".join(f"{k}={v}" for k, v in query.items() if k != "key"), request.body)
-        self.cassette.interactions.append(Interaction(stored, response))
-        self.cassette.save(self.path)
+        self._writer.append(self.cassette, self.path, Interaction(stored, response))
         def before_end(body: bytes) -> None:
             if observe is not None:
                 observe(response.status, body, response.is_stream)
